@@ -1,0 +1,26 @@
+# SPPO: split → generate → rank → winprob → reflogp → train → evaluate, repeated for each iteration.
+# Usage: snakemake --cores all iter3   (README.md; config keys: config/README.md)
+
+from snakemake.utils import min_version
+
+from sppo.config import validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+config = validate(config)  # fails before any job runs, naming the key
+
+
+include: "rules/common.smk"
+include: "rules/basemodel.smk"
+include: "rules/split.smk"
+include: "rules/generate.smk"
+include: "rules/rank.smk"
+include: "rules/winprob.smk"
+include: "rules/reflogp.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/targets.smk"

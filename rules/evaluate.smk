@@ -1,0 +1,65 @@
+rule evaluate_answers:
+    input:
+        prompts="results/split/eval.jsonl",
+        model=evaluated_policy_files,
+    output:
+        answers="results/iter{t}/evaluate/answers.jsonl",
+        alpaca_eval="results/iter{t}/evaluate/alpaca_eval.json",
+    log:
+        "logs/evaluate/iter{t}/answers.log",
+    benchmark:
+        "logs/benchmarks/evaluate/iter{t}.tsv"
+    conda:
+        MODEL_ENV
+    threads: config["threads"]
+    params:
+        model=evaluated_policy,
+        model_config=config["model"],
+        name=lambda wildcards: policy_name(wildcards.t),
+        settings=config["evaluate"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate_answers.py"
+
+
+rule evaluate:
+    input:
+        answers="results/iter{t}/evaluate/answers.jsonl",
+        baseline="results/iter0/evaluate/answers.jsonl",
+    output:
+        "results/iter{t}/evaluate/metrics.json",
+    log:
+        "logs/evaluate/iter{t}/metrics.log",
+    conda:
+        MODEL_ENV
+    threads: config["threads"]
+    params:
+        judge=judge_settings("eval"),
+        name=lambda wildcards: policy_name(wildcards.t),
+        base_name=policy_name(0),
+        bootstrap_samples=config["evaluate"]["bootstrap_samples"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate.py"
+
+
+rule summary:
+    input:
+        expand("results/iter{t}/evaluate/metrics.json", t=range(ITERATIONS + 1)),
+    output:
+        table=report(
+            "results/summary/metrics.tsv",
+            caption="../report/summary.rst",
+            category="Summary",
+        ),
+        plot=report(
+            "results/summary/winrate.png",
+            caption="../report/winrate.rst",
+            category="Summary",
+        ),
+    log:
+        "logs/summary/summary.log",
+    conda:
+        DATA_ENV
+    script:
+        "../scripts/summary.py"

@@ -1,0 +1,20 @@
+rule generate:
+    input:
+        prompts="results/split/iter{t}.jsonl",
+        model=parent_policy_files,
+    output:
+        "results/iter{t}/generate/shard{s}.jsonl",
+    log:
+        "logs/generate/iter{t}/shard{s}.log",
+    benchmark:
+        "logs/benchmarks/generate/iter{t}/shard{s}.tsv"
+    conda:
+        MODEL_ENV
+    threads: config["threads"]
+    params:
+        model=parent_policy,
+        model_config=config["model"],
+        settings=config["generate"],
+        shards=SHARDS,
+    script:
+        "../scripts/generate.py"

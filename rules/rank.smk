@@ -1,0 +1,17 @@
+rule rank:
+    input:
+        "results/iter{t}/generate/shard{s}.jsonl",
+    output:
+        ranked="results/iter{t}/rank/shard{s}.jsonl",
+        judge="results/iter{t}/rank/shard{s}.judge.json",
+    log:
+        "logs/rank/iter{t}/shard{s}.log",
+    benchmark:
+        "logs/benchmarks/rank/iter{t}/shard{s}.tsv"
+    conda:
+        MODEL_ENV
+    threads: config["threads"]
+    params:
+        judge=judge_settings("train"),
+    script:
+        "../scripts/rank.py"

@@ -1,0 +1,19 @@
+rule reflogp:
+    input:
+        pairs="results/iter{t}/winprob/pairs.jsonl",
+        model=parent_policy_files,
+    output:
+        "results/iter{t}/reflogp/pairs.jsonl",
+    log:
+        "logs/reflogp/iter{t}.log",
+    benchmark:
+        "logs/benchmarks/reflogp/iter{t}.tsv"
+    conda:
+        MODEL_ENV
+    threads: config["threads"]
+    params:
+        model=parent_policy,
+        model_config=config["model"],
+        settings=config["train"],
+    script:
+        "../scripts/reflogp.py"

@@ -1,0 +1,13 @@
+rule winprob:
+    input:
+        expand("results/iter{{t}}/rank/shard{s}.jsonl", s=range(SHARDS)),
+    output:
+        "results/iter{t}/winprob/pairs.jsonl",
+    log:
+        "logs/winprob/iter{t}.log",
+    conda:
+        DATA_ENV
+    params:
+        source=config["winprob"]["source"],
+    script:
+        "../scripts/winprob.py"

@@ -1,0 +1,19 @@
+"""Compare π_t's answers with π_0's through the eval judge. Run by rule evaluate."""
+
+from sppo import evaluate, io, job
+from sppo.judges import load_judge
+
+snakemake = snakemake  # noqa: F821 (provided by Snakemake)
+log = job.start(snakemake.log[0], snakemake.threads)
+
+judge = load_judge(snakemake.params.judge, "eval")
+metrics = evaluate.metrics(
+    judge,
+    io.read_jsonl(snakemake.input.answers, required=["id", "prompt", "output"]),
+    io.read_jsonl(snakemake.input.baseline, required=["id", "prompt", "output"]),
+    model=snakemake.params.name,
+    base=snakemake.params.base_name,
+    bootstrap_samples=snakemake.params.bootstrap_samples,
+    seed=snakemake.params.seed,
+)
+io.write_json(snakemake.output[0], metrics)

@@ -1,0 +1,18 @@
+"""π_{t-1}'s log-probabilities of the chosen and rejected responses. Run by rule reflogp."""
+
+from sppo import io, job, models, reflogp
+
+snakemake = snakemake  # noqa: F821 (provided by Snakemake)
+log = job.start(snakemake.log[0], snakemake.threads)
+
+settings = snakemake.params.settings
+model, tokenizer = models.load_policy(snakemake.params.model, snakemake.params.model_config)
+rows = reflogp.compute(
+    model,
+    tokenizer,
+    io.read_jsonl(snakemake.input.pairs, required=["prompt", "chosen", "rejected"]),
+    max_length=settings["max_length"],
+    max_prompt_length=settings["max_prompt_length"],
+    batch_size=settings["per_device_batch_size"],
+)
+io.write_jsonl(snakemake.output[0], rows)

@@ -1,0 +1,12 @@
+"""Table and plot of the evaluation metrics across iterations. Run by rule summary."""
+
+from sppo import io, job, summary
+
+snakemake = snakemake  # noqa: F821 (provided by Snakemake)
+job.start(snakemake.log[0])
+
+df = summary.table([io.read_json(path) for path in snakemake.input])
+with io.atomic_path(snakemake.output.table) as tmp:
+    df.to_csv(tmp, sep="\t", index=False, float_format="%.6f")
+with io.atomic_path(snakemake.output.plot) as tmp:
+    summary.plot(df, tmp)

@@ -1,0 +1,105 @@
+"""The workflow's one config: defaults, schema validation and the checks a schema cannot express.
+
+``load`` is called by the Snakefile before any job is scheduled, so a bad config fails at once
+with a message that names the offending key.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """An invalid config; the message starts with the dotted key at fault."""
+
+
+def schema() -> dict:
+    text = resources.files("sppo").joinpath("schemas/config.schema.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def _fill_defaults(node: dict, sub_schema: dict) -> None:
+    """Insert every default the schema declares, recursing into objects (also freshly defaulted ones)."""
+    for key, prop in sub_schema.get("properties", {}).items():
+        if key not in node and "default" in prop:
+            node[key] = copy.deepcopy(prop["default"])
+        if isinstance(node.get(key), dict) and prop.get("type") == "object":
+            _fill_defaults(node[key], prop)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        where = _key(err.absolute_path)
+        keys = ", ".join(f"{where}.{k}" if err.absolute_path else k for k in extra)
+        return f"config key {keys}: unknown key (allowed: {', '.join(sorted(err.schema['properties']))})"
+    return f"config key {_key(err.absolute_path)}: {err.message}"
+
+
+def validate(config: dict) -> dict:
+    """Return a validated copy of ``config`` with every default filled in; raise ConfigError otherwise."""
+    config = copy.deepcopy(dict(config))
+    full_schema = schema()
+    _fill_defaults(config, full_schema)
+    validator = jsonschema.Draft202012Validator(full_schema)
+    errors = sorted(
+        validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(e.absolute_path))
+    )
+    if errors:
+        raise ConfigError("\n".join(_describe(e) for e in errors))
+    _check_semantics(config)
+    return config
+
+
+def _fail(key: str, message: str):
+    raise ConfigError(f"config key {key}: {message}")
+
+
+def _check_semantics(config: dict) -> None:
+    prompts = config["prompts"]
+    if prompts["source"] == "local" and not Path(prompts["path"]).is_file():
+        _fail("prompts.path", f"prompt file {prompts['path']!r} not found")
+    if prompts["source"] == "snorkel" and len(prompts["train_splits"]) < config["iterations"]:
+        _fail("prompts.train_splits", f"needs one split per iteration ({config['iterations']})")
+    seeds = config["generate"]["sample_seeds"]
+    if seeds is not None and len(seeds) != config["generate"]["k"]:
+        _fail("generate.sample_seeds", f"has {len(seeds)} seeds but generate.k is {config['generate']['k']}")
+    tiny = config["tiny_model"]
+    if tiny["hidden_size"] % tiny["num_heads"]:
+        _fail("tiny_model.num_heads", f"must divide hidden_size {tiny['hidden_size']}")
+    train = config["train"]
+    if train["max_prompt_length"] >= train["max_length"]:
+        _fail("train.max_prompt_length", f"must be below train.max_length ({train['max_length']})")
+    per_step = train["per_device_batch_size"] * train["num_processes"]
+    if train["global_batch_size"] % per_step:
+        _fail(
+            "train.global_batch_size",
+            f"{train['global_batch_size']} is not a multiple of "
+            f"per_device_batch_size × num_processes = {per_step}",
+        )
+    stop = train["stop_epochs"]
+    if stop is not None and stop > train["schedule_epochs"]:
+        _fail("train.stop_epochs", f"{stop} exceeds train.schedule_epochs ({train['schedule_epochs']})")
+    if train["deepspeed"] is not None and not Path(train["deepspeed"]).is_file():
+        _fail("train.deepspeed", f"DeepSpeed config {train['deepspeed']!r} not found")
+
+
+def load(path: str | Path) -> dict:
+    """Read a YAML config file and validate it."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"config file {path}: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    return validate(raw)

@@ -1,0 +1,110 @@
+"""Reading and writing the workflow's files: JSON Lines with precise errors, and atomic writes.
+
+Every artifact is written to a temporary name beside its destination and renamed into place, so
+a killed job never leaves a file (or model directory) that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+
+class InputFileError(ValueError):
+    """A malformed input file; the message names the file and, where it applies, the line."""
+
+
+def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[dict]:
+    """Read a JSON Lines file of objects; each must have the ``required`` keys. Blank lines are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: file not found")
+    rows = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise InputFileError(
+                    f"{path}:{lineno}: not valid UTF-8 ({err.reason} at byte {err.start})"
+                ) from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputFileError(f"{path}:{lineno}: invalid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise InputFileError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            missing = [key for key in required if key not in row]
+            if missing:
+                raise InputFileError(f"{path}:{lineno}: missing column(s) {', '.join(map(repr, missing))}")
+            rows.append(row)
+    return rows
+
+
+def read_json(path: str | os.PathLike):
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputFileError(f"{path}: not valid JSON ({err})") from None
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary directory beside ``path``; rename it to ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def dumps(obj) -> str:
+    """Canonical JSON text: the same object always gives the same bytes."""
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+    """Atomically write ``rows`` as JSON Lines; returns the number of rows."""
+    n = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(dumps(row) + "\n")
+            n += 1
+    return n
+
+
+def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
+    """Atomically write one JSON document (sorted keys, UTF-8)."""
+    with atomic_path(path) as tmp:
+        text = json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=indent, allow_nan=False)
+        tmp.write_text(text + "\n", encoding="utf-8")

@@ -1,0 +1,31 @@
+"""Judges: preference models that rank K responses per prompt (see :mod:`sppo.judges.base`)."""
+
+from __future__ import annotations
+
+from sppo.judges.base import Judge, Judgement
+
+
+def load_judge(judge_config: dict, role: str) -> Judge:
+    """Build the judge named by ``judge_config[role]`` (role: "train" or "eval") with its settings.
+
+    ``judge_config`` is the config's ``judge`` section: ``train`` and ``eval`` name a judge, and a
+    section of the same name holds that judge's settings.
+    """
+    name = judge_config[role]
+    settings = dict(judge_config.get(name) or {})
+    if name == "synthetic":
+        from sppo.judges.synthetic import SyntheticJudge
+
+        return SyntheticJudge(**settings)
+    elif name == "pairrm":
+        from sppo.judges.pairrm import PairRMJudge
+
+        return PairRMJudge(**settings)
+    elif name == "reward_model":
+        from sppo.judges.reward_model import RewardModelJudge
+
+        return RewardModelJudge(**settings)
+    raise ValueError(f"judge.{role}: unknown judge {name!r}")
+
+
+__all__ = ["Judge", "Judgement", "load_judge"]

@@ -1,0 +1,50 @@
+"""Loading a policy (model and tokenizer) the same way in every stage."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def device(name: str) -> torch.device:
+    """``auto`` → cuda when available, else cpu."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def load_tokenizer(path: str, model_config: dict):
+    tokenizer = AutoTokenizer.from_pretrained(
+        path, revision=model_config.get("revision"), trust_remote_code=model_config["trust_remote_code"]
+    )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.chat_template is None:
+        raise ValueError(f"{path}: the tokenizer has no chat template; SPPO renders prompts as chat turns")
+    return tokenizer
+
+
+def load_policy(path: str, model_config: dict, *, for_training: bool = False):
+    """Load the causal LM and tokenizer at ``path`` (a local directory, or a hub id named in the config).
+
+    For inference the model goes to the configured device and dtype in eval mode; for training it
+    stays in float32 on the CPU and the Trainer places it.
+    """
+    tokenizer = load_tokenizer(path, model_config)
+    dtype = torch.float32 if for_training else DTYPES[model_config["dtype"]]
+    model = AutoModelForCausalLM.from_pretrained(
+        path,
+        revision=model_config.get("revision"),
+        trust_remote_code=model_config["trust_remote_code"],
+        dtype=dtype,
+    )
+    if not for_training:
+        model.to(device(model_config["device"])).eval()
+    log.info("loaded %s (%s, %s)", path, type(model).__name__, dtype)
+    return model, tokenizer

@@ -1,0 +1,120 @@
+"""Stage split: cut the prompts into one disjoint part per iteration plus a held-out evaluation set.
+
+Empty and duplicate prompts are dropped (and counted). Every prompt gets a stable id, the first
+16 hex digits of the sha256 of its text. The cut is deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+
+from sppo.io import InputFileError, read_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def prompt_id(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def dedupe(prompts: list, seen: set[str] | None = None) -> tuple[list[str], dict[str, int]]:
+    """Drop empty (or whitespace-only), non-string and repeated prompts, and those already in ``seen``."""
+    seen = set() if seen is None else seen
+    kept, counts = [], {"empty": 0, "duplicate": 0}
+    for text in prompts:
+        if not isinstance(text, str) or not text.strip():
+            counts["empty"] += 1
+        elif text in seen:
+            counts["duplicate"] += 1
+        else:
+            seen.add(text)
+            kept.append(text)
+    return kept, counts
+
+
+def read_local(path: str, column: str) -> list:
+    rows = read_jsonl(path, required=[column])
+    for lineno, row in enumerate(rows, start=1):
+        if row[column] is not None and not isinstance(row[column], str):
+            raise InputFileError(f"{path}: row {lineno}: column {column!r} is not a string")
+    return [row[column] for row in rows]
+
+
+def split_local(
+    prompts: list, iterations: int, eval_size: int, seed: int, max_per_iteration: int | None = None
+) -> dict:
+    """Shuffle the unique prompts with ``seed``; hold out ``eval_size``, cut the rest in equal parts."""
+    kept, counts = dedupe(prompts)
+    if len(kept) < eval_size + iterations:
+        raise ValueError(
+            f"only {len(kept)} usable prompts: too few for {eval_size} held out and {iterations} parts"
+        )
+    random.Random(seed).shuffle(kept)
+    held_out, rest = kept[:eval_size], kept[eval_size:]
+    parts = [rest[i::iterations] for i in range(iterations)]
+    if max_per_iteration is not None:
+        parts = [part[:max_per_iteration] for part in parts]
+    return {"eval": held_out, "parts": parts, "dropped": counts}
+
+
+def load_splits(dataset: str, splits: list[str], column: str) -> dict[str, list]:
+    """The ``column`` of each named split of a hub dataset or local dataset directory."""
+    import datasets
+
+    out = {}
+    for name in splits:
+        data = datasets.load_dataset(dataset, split=name)
+        if column not in data.column_names:
+            raise InputFileError(f"{dataset} split {name}: no column {column!r} (has {data.column_names})")
+        out[name] = data[column]
+    return out
+
+
+def split_given(
+    train: list[list], evaluation: list, eval_size: int, seed: int, max_per_iteration: int | None = None
+) -> dict:
+    """Parts given by the dataset (earlier parts win a repeated prompt); eval drawn from ``evaluation``
+    after removing everything that occurs in a training part."""
+    seen: set[str] = set()
+    parts, counts = [], {"empty": 0, "duplicate": 0}
+    for part in train:
+        kept, c = dedupe(part, seen)
+        counts = {key: counts[key] + c[key] for key in counts}
+        parts.append(kept[:max_per_iteration] if max_per_iteration is not None else kept)
+    candidates, c = dedupe(evaluation, set(seen))
+    counts = {key: counts[key] + c[key] for key in counts}
+    if len(candidates) < eval_size:
+        raise ValueError(
+            f"only {len(candidates)} evaluation prompts outside the training parts; need {eval_size}"
+        )
+    random.Random(seed).shuffle(candidates)
+    return {"eval": candidates[:eval_size], "parts": parts, "dropped": counts}
+
+
+def rows(prompts: list[str]) -> list[dict]:
+    return [{"id": prompt_id(p), "prompt": p} for p in prompts]
+
+
+def run(prompt_config: dict, split_config: dict, iterations: int, seed: int) -> dict:
+    """The split described by the config's ``prompts`` and ``split`` sections."""
+    size, cap = split_config["eval_size"], split_config["max_per_iteration"]
+    if prompt_config["source"] == "local":
+        result = split_local(
+            read_local(prompt_config["path"], prompt_config["column"]), iterations, size, seed, cap
+        )
+    else:
+        names = prompt_config["train_splits"][:iterations]
+        loaded = load_splits(
+            prompt_config["dataset"], names + prompt_config["eval_splits"], prompt_config["column"]
+        )
+        evaluation = [p for name in prompt_config["eval_splits"] for p in loaded[name]]
+        result = split_given([loaded[n] for n in names], evaluation, size, seed, cap)
+    log.info(
+        "dropped %d empty and %d duplicate prompts",
+        result["dropped"]["empty"],
+        result["dropped"]["duplicate"],
+    )
+    log.info("parts: %s; held out: %d", [len(p) for p in result["parts"]], len(result["eval"]))
+    return result

@@ -1,0 +1,133 @@
+"""Stage train: π_t from π_{t−1} with the SPPO loss.
+
+With r_w = log πθ(y_w|x) − log π_ref(y_w|x), r_l likewise (sums over response tokens only, π_ref
+= π_{t−1}, its log-probs precomputed by the reflogp stage), and P̂_w, P̂_l the estimated win rates
+of the chosen and rejected responses:
+
+    loss = mean over the batch of ½·[(r_w − η(P̂_w − ½))² + (r_l − η(P̂_l − ½))²]
+
+The global batch is fixed; per-process batch and gradient accumulation follow from the number of
+processes. The learning-rate schedule may be longer than the training (``schedule_epochs`` vs
+``stop_epochs``), as in the released Mistral and Llama-3 models.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+from transformers import Trainer, TrainingArguments
+
+from sppo.reflogp import collate, encode_rows, sequence_logps
+
+log = logging.getLogger(__name__)
+
+
+def sppo_loss(
+    policy_chosen, policy_rejected, ref_chosen, ref_rejected, p_win, p_lose, eta: float
+) -> torch.Tensor:
+    """Per-pair SPPO loss ½[(r_w − η(P̂_w − ½))² + (r_l − η(P̂_l − ½))²]."""
+    r_w = policy_chosen - ref_chosen
+    r_l = policy_rejected - ref_rejected
+    return 0.5 * ((r_w - eta * (p_win - 0.5)) ** 2 + (r_l - eta * (p_lose - 0.5)) ** 2)
+
+
+def accumulation_steps(global_batch: int, per_device: int, world_size: int) -> int:
+    """Gradient accumulation that keeps ``global_batch`` pairs per optimizer step."""
+    if global_batch % (per_device * world_size):
+        raise ValueError(
+            f"global batch {global_batch} is not a multiple of {per_device} × {world_size} processes"
+        )
+    return global_batch // (per_device * world_size)
+
+
+def schedule(n_pairs: int, settings: dict) -> tuple[int, int]:
+    """(optimizer steps to run, steps of the learning-rate schedule)."""
+    per_epoch = max(1, math.ceil(n_pairs / settings["global_batch_size"]))
+    stop = settings["stop_epochs"] or settings["schedule_epochs"]
+    return max(1, round(stop * per_epoch)), max(1, round(settings["schedule_epochs"] * per_epoch))
+
+
+@dataclass
+class PairCollator:
+    """Turns encoded pairs into one batch: the chosen responses first, then the rejected ones."""
+
+    pad_id: int
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        batch = collate([e["chosen"] for e in examples] + [e["rejected"] for e in examples], self.pad_id)
+        for key in ("ref_chosen_logp", "ref_rejected_logp", "chosen_probs_win", "chosen_probs_lose"):
+            batch[key] = torch.tensor([e[key] for e in examples], dtype=torch.float64)
+        return batch
+
+
+class SPPOTrainer(Trainer):
+    def __init__(self, *args, eta: float, schedule_steps: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eta = eta
+        self.schedule_steps = schedule_steps
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        # The schedule runs over schedule_epochs even when training stops earlier (stop_epochs).
+        return super().create_scheduler(self.schedule_steps, optimizer)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        logps = sequence_logps(out.logits, inputs["labels"]).double()
+        n = logps.shape[0] // 2
+        loss = (
+            sppo_loss(
+                logps[:n],
+                logps[n:],
+                inputs["ref_chosen_logp"],
+                inputs["ref_rejected_logp"],
+                inputs["chosen_probs_win"],
+                inputs["chosen_probs_lose"],
+                self.eta,
+            )
+            .mean()
+            .float()
+        )
+        return (loss, out) if return_outputs else loss
+
+
+def examples(tokenizer, rows: list[dict], settings: dict) -> list[dict]:
+    chosen, rejected, cut = encode_rows(
+        tokenizer, rows, settings["max_length"], settings["max_prompt_length"]
+    )
+    log.info("cut %d prompts and %d responses to fit the length limits", cut["prompts"], cut["responses"])
+    keys = ("ref_chosen_logp", "ref_rejected_logp", "chosen_probs_win", "chosen_probs_lose")
+    return [
+        {"chosen": c, "rejected": r, **{k: row[k] for k in keys}}
+        for c, r, row in zip(chosen, rejected, rows, strict=True)
+    ]
+
+
+def arguments(settings: dict, out_dir: str, world_size: int, max_steps: int, seed: int) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=out_dir,
+        per_device_train_batch_size=settings["per_device_batch_size"],
+        gradient_accumulation_steps=accumulation_steps(
+            settings["global_batch_size"], settings["per_device_batch_size"], world_size
+        ),
+        learning_rate=settings["learning_rate"],
+        optim="rmsprop" if settings["optimizer"] == "rmsprop" else "adamw_torch",
+        lr_scheduler_type=settings["lr_scheduler"],
+        warmup_ratio=settings["warmup_ratio"],
+        weight_decay=settings["weight_decay"],
+        max_grad_norm=settings["max_grad_norm"],
+        max_steps=max_steps,
+        bf16=settings["bf16"],
+        gradient_checkpointing=settings["gradient_checkpointing"],
+        deepspeed=settings["deepspeed"],
+        logging_steps=settings["logging_steps"],
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not torch.cuda.is_available(),
+    )
