@@ -1,0 +1,102 @@
+"""Shared fixtures: a copy of the workflow in a temporary directory, and Snakemake run as its CLI.
+
+Snakemake runs in a subprocess (the stable surface, as Snakemake's own generated tests do). The
+complete default ``iter3`` run is made once per test session and shared read-only; tests that
+change or damage a run make their own (``workflow``) or copy it (``copy_run``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_PARTS = ["Snakefile", "rules", "scripts", "config", "data", "envs", "report", "profiles"]
+
+# Model jobs must not reach a hub; the offline default never names one.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_PARTS:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def write_config(workdir: Path, overrides: dict | None = None, name: str = "config/config.yaml") -> Path:
+    """The default config with ``overrides`` merged in (nested dicts merge key by key)."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+    def merge(base: dict, extra: dict) -> None:
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+
+    merge(config, overrides or {})
+    path = workdir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: int = 900
+) -> subprocess.CompletedProcess[str]:
+    """Run ``snakemake`` in ``workdir`` with the interpreter running the tests."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def scheduled_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Rule → number of jobs a dry run of ``args`` would run (empty when nothing is to be done)."""
+    proc = snakemake(workdir, *args, "-n", "--quiet", "rules")
+    counts = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture
+def workflow(tmp_path) -> Path:
+    """A fresh copy of the workflow with the default config."""
+    return copy_workflow(tmp_path / "wf")
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """The default ``iter3`` run, complete. Shared: do not modify (use copy_run)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("finished") / "wf")
+    snakemake(workdir, "iter3")
+    return workdir
+
+
+@pytest.fixture
+def copy_run(finished_run, tmp_path):
+    """A private copy of the finished run (results, logs and Snakemake's metadata), timestamps kept."""
+
+    def make() -> Path:
+        dest = tmp_path / "run"
+        shutil.copytree(finished_run, dest, symlinks=True)
+        return dest
+
+    return make
