@@ -100,3 +100,26 @@ def copy_run(finished_run, tmp_path):
         return dest
 
     return make
+
+
+TINY_MODEL = {
+    "architecture": "llama",
+    "vocab_size": 400,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_layers": 2,
+    "num_heads": 4,
+    "max_position_embeddings": 512,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny Llama and its tokenizer built by the basemodel stage from the bundled prompts."""
+    from sppo import basemodel, split
+
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    basemodel.build(
+        split.read_local(REPO / "data" / "prompts.jsonl", "prompt"), TINY_MODEL, seed=0, out_dir=out
+    )
+    return out

@@ -1,0 +1,89 @@
+"""Bad configs fail at validation with the key named; the defaults are complete."""
+
+import copy
+
+import pytest
+import yaml
+from conftest import REPO
+
+from sppo import config as cfg
+
+
+@pytest.fixture
+def default(monkeypatch):
+    monkeypatch.chdir(REPO)
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def errors_of(config):
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.validate(config)
+    return str(info.value)
+
+
+def test_default_config_validates_and_fills_defaults(default):
+    full = cfg.validate(default)
+    assert full["generate"]["k"] == 5
+    assert full["train"]["max_grad_norm"] == 1.0  # not in config.yaml: from the schema
+    assert full["model"]["trust_remote_code"] is False
+
+
+def test_empty_config_is_the_schema_defaults(monkeypatch):
+    monkeypatch.chdir(REPO)
+    full = cfg.validate({})
+    assert full["train"]["eta"] == 1000 and full["train"]["learning_rate"] == 5e-7
+    assert full["generate"]["temperature"] == 0.7 and full["generate"]["max_new_tokens"] == 2048
+
+
+def test_every_schema_key_has_default_and_description():
+    def walk(node, path):
+        for key, prop in node.get("properties", {}).items():
+            assert "default" in prop, f"{path}{key} has no default"
+            assert prop.get("description"), f"{path}{key} has no description"
+            walk(prop, f"{path}{key}.")
+
+    walk(cfg.schema(), "")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"generate": {"k": 1}}, "config key generate.k: 1 is less than the minimum of 2"),
+        ({"train": {"eta": 0}}, "config key train.eta: 0 is less than or equal to the minimum of 0"),
+        ({"train": {"eta": -5}}, "config key train.eta"),
+        ({"shards": 0}, "config key shards: 0 is less than the minimum of 1"),
+        (
+            {"generate": {"temperature": "hot"}},
+            "config key generate.temperature: 'hot' is not of type 'number'",
+        ),
+        ({"generate": {"topk": 3}}, "config key generate.topk: unknown key"),
+        ({"tempo": 3}, "config key tempo: unknown key"),
+        (
+            {"prompts": {"path": "data/missing.jsonl"}},
+            "config key prompts.path: prompt file 'data/missing.jsonl'",
+        ),
+        (
+            {"train": {"global_batch_size": 10, "per_device_batch_size": 4}},
+            "config key train.global_batch_size",
+        ),
+        ({"train": {"stop_epochs": 3, "schedule_epochs": 1}}, "config key train.stop_epochs"),
+        ({"generate": {"sample_seeds": [1, 2]}}, "config key generate.sample_seeds: has 2 seeds"),
+        ({"judge": {"train": "gpt"}}, "config key judge.train"),
+        ({"model": {"trust_remote_code": "yes"}}, "config key model.trust_remote_code"),
+    ],
+)
+def test_bad_values_name_the_key(default, change, message):
+    bad = copy.deepcopy(default)
+    for section, value in change.items():
+        if isinstance(value, dict):
+            bad.setdefault(section, {}).update(value)
+        else:
+            bad[section] = value
+    assert message in errors_of(bad)
+
+
+def test_unreadable_config_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("generate: [unclosed\n")
+    with pytest.raises(cfg.ConfigError, match="config file"):
+        cfg.load(path)

@@ -1,0 +1,87 @@
+"""Sampling is seeded per sample and independent of sharding; reference log-probs match training's."""
+
+import torch
+
+from sppo import generate, models, reflogp, split, train
+
+MODEL_CONFIG = {"dtype": "float32", "device": "cpu", "trust_remote_code": False, "revision": None}
+SETTINGS = {
+    "k": 3,
+    "temperature": 0.7,
+    "top_p": 0.9,
+    "max_new_tokens": 8,
+    "batch_size": 2,
+    "sample_seeds": None,
+}
+
+
+def prompts(n):
+    return split.rows([f"Tell me fact number {i} about rivers." for i in range(n)])
+
+
+def test_shards_cover_whole_batches():
+    rows = prompts(7)
+    shards = [generate.shard_rows(rows, s, 3, batch_size=2) for s in range(3)]
+    assert [[b for b, _ in shard] for shard in shards] == [[0, 1], [2], [3]]
+    assert [r for shard in shards for _, batch in shard for r in batch] == rows
+
+
+def test_reference_sample_seeds():
+    assert generate.sample_seeds({"k": 5, "sample_seeds": None}) == [0, 50, 100, 150, 200]
+    assert generate.sample_seeds({"k": 2, "sample_seeds": [7, 9]}) == [7, 9]
+
+
+def test_generation_is_deterministic_and_shard_independent(tiny_model_dir):
+    model, tokenizer = models.load_policy(str(tiny_model_dir), MODEL_CONFIG)
+    rows = prompts(5)
+    whole = generate.generate_shard(model, tokenizer, generate.shard_rows(rows, 0, 1, 2), SETTINGS)
+    sharded = [
+        row
+        for s in range(2)
+        for row in generate.generate_shard(model, tokenizer, generate.shard_rows(rows, s, 2, 2), SETTINGS)
+    ]
+    assert whole == sharded
+    assert [r["id"] for r in whole] == [r["id"] for r in rows]
+    assert all(len(r["responses"]) == 3 for r in whole)
+    # distinct seeds give distinct samples (a random tiny model almost never repeats itself)
+    assert len({y for r in whole for y in r["responses"]}) > len(whole)
+    reseeded = generate.generate_shard(
+        model, tokenizer, generate.shard_rows(rows, 0, 1, 2), {**SETTINGS, "sample_seeds": [1, 2, 3]}
+    )
+    assert reseeded != whole
+
+
+def test_reference_logps_equal_policy_logps_at_step_zero(tiny_model_dir):
+    """r_w = log πθ − log π_ref is 0 before training: the reflogp stage and training count the same tokens."""
+    model, tokenizer = models.load_policy(str(tiny_model_dir), MODEL_CONFIG)
+    rows = [
+        {
+            "prompt": f"Question {i}?",
+            "chosen": [
+                {"role": "user", "content": f"Question {i}?"},
+                {"role": "assistant", "content": "yes " * i},
+            ],
+            "rejected": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": ""}],
+            "chosen_probs_win": 0.7,
+            "chosen_probs_lose": 0.3,
+        }
+        for i in range(5)
+    ]
+    with_ref = reflogp.compute(model, tokenizer, rows, max_length=64, max_prompt_length=32, batch_size=4)
+    settings = {"max_length": 64, "max_prompt_length": 32}
+    batch = train.PairCollator(tokenizer.pad_token_id)(train.examples(tokenizer, with_ref, settings))
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logps = reflogp.sequence_logps(logits, batch["labels"]).double()
+    assert torch.allclose(logps[:5], batch["ref_chosen_logp"], atol=1e-4)
+    assert torch.allclose(logps[5:], batch["ref_rejected_logp"], atol=1e-4)
+    assert all(r["ref_chosen_logp"] < 0 for r in with_ref)
+
+
+def test_sequence_logps_counts_only_labelled_tokens():
+    # vocabulary of 2, uniform logits: every counted token has log-prob log(1/2)
+    logits = torch.zeros(1, 5, 2)
+    labels = torch.tensor([[reflogp.IGNORE, reflogp.IGNORE, 1, 0, reflogp.IGNORE]])
+    assert torch.allclose(
+        reflogp.sequence_logps(logits, labels), torch.tensor([2 * torch.log(torch.tensor(0.5))])
+    )

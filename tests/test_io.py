@@ -1,0 +1,65 @@
+"""Malformed files name the file and the line; writes are atomic."""
+
+import pytest
+
+from sppo import io
+
+
+def test_bad_json_line(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"prompt": "a"}\n{"prompt": "b"\n')
+    with pytest.raises(io.InputFileError, match=r"prompts\.jsonl:2: invalid JSON"):
+        io.read_jsonl(path, required=["prompt"])
+
+
+def test_missing_column(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"prompt": "a"}\n\n{"text": "b"}\n')
+    with pytest.raises(io.InputFileError, match=r"prompts\.jsonl:3: missing column\(s\) 'prompt'"):
+        io.read_jsonl(path, required=["prompt"])
+
+
+def test_not_utf8(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_bytes(b'{"prompt": "a"}\n{"prompt": "caf\xe9"}\n')
+    with pytest.raises(io.InputFileError, match=r"prompts\.jsonl:2: not valid UTF-8"):
+        io.read_jsonl(path)
+
+
+def test_not_an_object(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text("[1, 2]\n")
+    with pytest.raises(io.InputFileError, match=r"x\.jsonl:1: expected a JSON object"):
+        io.read_jsonl(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(io.InputFileError, match="file not found"):
+        io.read_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.jsonl"
+
+    def rows():
+        yield {"a": 1}
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        io.write_jsonl(target, rows())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    target = tmp_path / "model"
+    with io.atomic_dir(target) as tmp:
+        (tmp / "weights").write_text("v1")
+    with pytest.raises(RuntimeError), io.atomic_dir(target) as tmp:
+        (tmp / "weights").write_text("half")
+        raise RuntimeError
+    assert (target / "weights").read_text() == "v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_canonical_json_is_stable():
+    assert io.dumps({"b": 1, "a": "é"}) == '{"a": "é", "b": 1}'
