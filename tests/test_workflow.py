@@ -1,0 +1,175 @@
+"""The whole workflow through Snakemake's CLI: results, caching, resuming, determinism, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import scheduled_jobs, snakemake, write_config
+
+DETERMINISTIC = [
+    "results/split/iter1.jsonl",
+    "results/split/iter3.jsonl",
+    "results/split/eval.jsonl",
+    "results/iter1/generate/shard0.jsonl",
+    "results/iter2/generate/shard1.jsonl",
+    "results/iter3/generate/shard0.jsonl",
+    "results/iter1/rank/shard0.jsonl",
+    "results/iter3/rank/shard1.jsonl",
+    "results/iter1/winprob/pairs.jsonl",
+    "results/iter3/winprob/pairs.jsonl",
+    "results/iter2/reflogp/pairs.jsonl",
+    "results/iter3/evaluate/answers.jsonl",
+    "results/iter1/evaluate/metrics.json",
+    "results/iter3/evaluate/metrics.json",
+    "results/summary/metrics.tsv",
+]
+
+
+def metrics(run, t):
+    return json.loads((run / f"results/iter{t}/evaluate/metrics.json").read_text())
+
+
+def test_sppo_improves_on_the_base_policy(finished_run):
+    m = [metrics(finished_run, t) for t in range(4)]
+    assert m[0]["win_rate"] == 0.5 and m[0]["model"] == m[0]["baseline"] == "tiny"
+    assert m[3]["win_rate_ci95"][0] > 0.5, m[3]
+    assert m[3]["win_rate"] > m[1]["win_rate"] > 0.5
+    for t in range(4):
+        assert m[t]["n_prompts"] == 60
+        assert m[t]["win_rate_ci95"][0] <= m[t]["win_rate"] <= m[t]["win_rate_ci95"][1]
+        assert m[t]["lc_win_rate"] is not None and m[t]["mean_length"] > 0
+
+
+def test_every_stage_left_its_artifacts(finished_run):
+    results = finished_run / "results"
+    pairs = [json.loads(line) for line in (results / "iter2/reflogp/pairs.jsonl").read_text().splitlines()]
+    split_part = (results / "split/iter2.jsonl").read_text().splitlines()
+    assert len(pairs) == len(split_part)
+    for key in ("chosen", "rejected", "chosen_probs", "chosen_probs_win", "chosen_probs_lose", "probs"):
+        assert key in pairs[0]
+    assert pairs[0]["chosen_probs_win"] >= pairs[0]["chosen_probs_lose"]
+    ranked = json.loads((results / "iter1/rank/shard0.jsonl").read_text().splitlines()[0])
+    assert len(ranked["logits"]) == len(ranked["scores"]) == len(ranked["responses"]) == 5
+    judge = json.loads((results / "iter1/rank/shard0.judge.json").read_text())
+    assert judge["judge"]["name"] == "synthetic"
+    for t in range(4):
+        export = json.loads((results / f"iter{t}/evaluate/alpaca_eval.json").read_text())
+        assert len(export) == 60 and set(export[0]) == {"instruction", "output", "generator"}
+    assert (results / "iter3/model/model.safetensors").is_file()
+    assert (
+        json.loads((results / "iter3/model/sppo_train.json").read_text())["parent"] == "results/iter2/model"
+    )
+    table = (results / "summary/metrics.tsv").read_text().splitlines()
+    assert table[0].split("\t")[:4] == ["iteration", "model", "n_prompts", "win_rate"] and len(table) == 5
+    assert (results / "summary/winrate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "optimizer steps" in (finished_run / "logs/train/iter1.log").read_text()
+
+
+def test_complete_run_schedules_nothing(finished_run):
+    assert scheduled_jobs(finished_run, "iter3") == {}
+
+
+def test_changed_generation_setting_reruns_only_what_depends_on_it(copy_run):
+    run = copy_run()
+    write_config(run, {"generate": {"temperature": 0.9}})
+    jobs = scheduled_jobs(run, "iter3")
+    assert jobs == {
+        "generate": 6,
+        "rank": 6,
+        "winprob": 3,
+        "reflogp": 3,
+        "train": 3,
+        "evaluate_answers": 3,
+        "evaluate": 3,
+        "summary": 1,
+        "iter3": 1,
+    }
+
+
+def test_report_shows_the_summary(copy_run):
+    run = copy_run()
+    snakemake(run, "iter3", "--report", "report.html")
+    html = (run / "report.html").read_text(errors="replace")
+    assert "metrics.tsv" in html and "winrate.png" in html
+
+
+def test_killed_run_resumes_unfinished_jobs_and_is_deterministic(workflow, finished_run):
+    """kill -9 in the middle; the rerun does only what was left and ends byte-identical to a clean run."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "iter3"],
+        cwd=workflow,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    while not (workflow / "results/iter1/model").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.2)
+    time.sleep(1.0)  # let iteration 2 start
+    os.killpg(proc.pid, signal.SIGKILL)
+    output = proc.communicate()[0]
+    done = max(int(line.split()[0]) for line in output.splitlines() if "steps (" in line and " of " in line)
+    total = int(next(line for line in output.splitlines() if "steps (" in line).split()[2])
+
+    # Nothing that exists looks complete unless it is: every JSON Lines file parses to the end.
+    for path in (workflow / "results").rglob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            json.loads(line)
+
+    resumed = scheduled_jobs(workflow, "iter3")
+    remaining = sum(resumed.values())
+    assert total - done <= remaining <= total - done + 2  # at most two jobs were in flight (2 cores)
+    assert "basemodel" not in resumed and "split" not in resumed
+    snakemake(workflow, "--unlock")  # kill -9 leaves Snakemake's lock behind
+    snakemake(workflow, "iter3")
+    assert scheduled_jobs(workflow, "iter3") == {}
+    for name in DETERMINISTIC:
+        assert (workflow / name).read_bytes() == (finished_run / name).read_bytes(), name
+
+
+def test_bad_config_fails_before_any_job(workflow):
+    write_config(workflow, {"generate": {"k": 1}})
+    proc = snakemake(workflow, "iter3", check=False)
+    assert proc.returncode != 0
+    assert "config key generate.k: 1 is less than the minimum of 2" in proc.stderr + proc.stdout
+    assert not (workflow / "results").exists()
+
+
+def test_missing_prompt_file_is_named(workflow):
+    write_config(workflow, {"prompts": {"path": "data/nope.jsonl"}})
+    proc = snakemake(workflow, "iter1", check=False)
+    assert proc.returncode != 0 and "prompts.path: prompt file 'data/nope.jsonl' not found" in proc.stderr
+    assert not (workflow / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (lambda lines: lines[:4] + ['{"prompt": "broken"'] + lines[5:], "data/prompts.jsonl:5: invalid JSON"),
+        (
+            lambda lines: lines[:6] + ['{"text": "x"}'] + lines[7:],
+            "data/prompts.jsonl:7: missing column(s) 'prompt'",
+        ),
+    ],
+)
+def test_malformed_prompt_file_names_file_and_line(workflow, corrupt, message):
+    path = workflow / "data/prompts.jsonl"
+    path.write_text("\n".join(corrupt(path.read_text().splitlines())) + "\n")
+    proc = snakemake(workflow, "results/split/eval.jsonl", check=False)
+    assert proc.returncode != 0
+    assert message in (workflow / "logs/split/split.log").read_text()
+    assert not list((workflow / "results").rglob("*.jsonl"))  # nothing half-written left behind
+
+
+def test_non_utf8_prompt_file(workflow):
+    path = workflow / "data/prompts.jsonl"
+    path.write_bytes(path.read_bytes() + b'{"prompt": "caf\xe9"}\n')
+    proc = snakemake(workflow, "results/split/eval.jsonl", check=False)
+    assert proc.returncode != 0
+    assert "data/prompts.jsonl:321: not valid UTF-8" in (workflow / "logs/split/split.log").read_text()
