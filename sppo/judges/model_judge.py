@@ -1,0 +1,97 @@
+"""What the model judges (PairRM, reward models) share: settings, input checks and checkpoint files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import torch
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype called ``name`` (one of :data:`DTYPES`)."""
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"``: ``"cuda"`` when torch sees a GPU, else ``"cpu"``; any other device as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def check_batch_size(batch_size: int) -> int:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+def count_candidates(prompts: list[str], candidates: list[list[str]]) -> int:
+    """K, the number of candidates per prompt, after checking that every prompt has the same K."""
+    if len(prompts) != len(candidates):
+        raise ValueError(f"{len(prompts)} prompts but {len(candidates)} candidate lists")
+    sizes = {len(row) for row in candidates}
+    if len(sizes) > 1:
+        raise ValueError(f"every prompt needs the same number of candidates, got {sorted(sizes)}")
+    return sizes.pop() if sizes else 0
+
+
+def is_hub_id(path: str) -> bool:
+    """Whether ``path`` names a Hugging Face hub repository: ``owner/name`` and not a local path."""
+    return not Path(path).exists() and bool(_HUB_ID.match(path))
+
+
+def hub_error(path: str, error: Exception) -> FileNotFoundError:
+    """The error for a hub id that could not be loaded."""
+    return FileNotFoundError(
+        f"judge checkpoint {path!r}: no such directory, and loading it as a Hugging Face hub id failed "
+        f"(offline with no local copy?): {error}"
+    )
+
+
+def check_checkpoint_dir(path: str | Path, weight_names: tuple[str, ...]) -> Path:
+    """``path`` as a directory holding ``config.json`` and one of ``weight_names``, or an error naming it."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"judge checkpoint {str(path)!r}: no such directory")
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"judge checkpoint {str(path)!r}: no config.json")
+    weights_file(directory, weight_names)
+    return directory
+
+
+def weights_file(directory: Path, weight_names: tuple[str, ...]) -> Path:
+    """The first of ``weight_names`` present in ``directory`` (so the order says which one a loader reads)."""
+    for name in weight_names:
+        if (directory / name).is_file():
+            return directory / name
+    raise FileNotFoundError(
+        f"judge checkpoint {str(directory)!r}: no weights (looked for {', '.join(weight_names)})"
+    )
+
+
+def weight_files(weights: Path) -> list[Path]:
+    """The weight files: ``weights`` itself, or the shards of a shard index (``*.index.json``)."""
+    if not weights.name.endswith(".index.json"):
+        return [weights]
+    shards = sorted(set(json.loads(weights.read_text())["weight_map"].values()))
+    return [weights.parent / shard for shard in shards]
+
+
+def sha256_files(paths: list[Path], chunk_size: int = 1 << 20) -> str:
+    """sha256 of the files' bytes concatenated in the given order, read in chunks of 1 MiB.
+
+    For a single file it is that file's sha256 (what ``sha256sum`` prints)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            while chunk := f.read(chunk_size):
+                digest.update(chunk)
+    return digest.hexdigest()
