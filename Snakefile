@@ -23,4 +23,19 @@ include: "rules/winprob.smk"
 include: "rules/reflogp.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
-include: "rules/targets.smk"
+include: "rules/leaderboard.smk"
+include: "rules/audit.smk"
+
+
+# Targets iter1 … iterN: π_1 … π_n trained and every π_t (t ≤ n) evaluated against π_0; the last
+# (the default target) also writes the summary. They stand here, not in an included file, because
+# Snakemake ignores default_target in included files.
+for n in range(1, ITERATIONS + 1):
+
+    rule:
+        name:
+            f"iter{n}"
+        default_target: n == ITERATIONS
+        input:
+            iteration_outputs(n),
+            rules.summary.output if n == ITERATIONS else [],

@@ -5,6 +5,8 @@ rule basemodel:
         model=directory("results/iter0/model"),
     log:
         "logs/basemodel/basemodel.log",
+    benchmark:
+        "logs/benchmarks/basemodel/basemodel.tsv"
     conda:
         MODEL_ENV
     threads: config["threads"]

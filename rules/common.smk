@@ -1,3 +1,4 @@
+import glob
 import os
 import shlex
 
@@ -65,12 +66,69 @@ def iteration_outputs(n):
             "results/iter{t}/evaluate/alpaca_eval.json",
         ],
         t=range(n + 1),
-    )
+    ) + leaderboard_results(n)
+
+
+def leaderboard_results(n):
+    """The benchmarks of π_0 … π_n when leaderboard.enabled, else nothing."""
+    if not config["leaderboard"]["enabled"]:
+        return []
+    return expand("results/iter{t}/leaderboard/results.json", t=range(n + 1))
+
+
+def leaderboard_settings():
+    """The leaderboard section less `enabled`, so that switching it on reruns nothing already done."""
+    return {k: v for k, v in config["leaderboard"].items() if k != "enabled"}
+
+
+def leaderboard_task_files():
+    """The custom task YAMLs under leaderboard.include_path: editing one reruns the benchmarks."""
+    path = config["leaderboard"]["include_path"]
+    if path is None:
+        return []
+    return sorted(glob.glob(os.path.join(path, "**", "*.yaml"), recursive=True))
+
+
+def gpus(step):
+    """GPUs one job of the given step asks for (resource gpu, per node); none unless config gpus."""
+    if not config["gpus"]:
+        return 0
+    if step == "train":
+        return config["train"]["num_processes"]
+    if step == "generate" and config["generate"]["backend"] == "vllm":
+        return config["generate"]["tensor_parallel_size"]
+    if step in ("rank", "evaluate"):
+        judge = config["judge"]["train" if step == "rank" else "eval"]
+        return 0 if judge == "synthetic" else 1
+    return 1
+
+
+def train_resources():
+    """Resources of a train job: its GPUs; on several nodes also nodes, tasks and "mpi".
+
+    An "mpi" job is not wrapped in `srun -n1` by the SLURM plugin: the launcher's own srun starts
+    one torchrun per node. GPUs are then asked per node (gres): sbatch --gpus counts the whole job.
+    """
+    nodes, per_node = config["train"]["nodes"], gpus("train")
+    if nodes == 1:
+        return {"gpu": per_node}
+    extra = {"gres": f"gpu:{per_node}", "tasks_per_gpu": 0} if per_node else {}
+    return {"nodes": nodes, "tasks": nodes, "mpi": "srun", **extra}
 
 
 def train_launcher():
-    """python for one process; torchrun with one process per GPU or CPU slot otherwise."""
-    n = config["train"]["num_processes"]
+    """python for one process; torchrun with one process per GPU or CPU slot otherwise.
+
+    On several nodes srun starts one torchrun per node; they meet (c10d) at the node this command
+    runs on, the job's first (the SLURM plugin's job step hides SLURM_JOB_NODELIST, so: hostname).
+    """
+    n, nodes = config["train"]["num_processes"], config["train"]["nodes"]
+    if nodes > 1:
+        return (
+            f"srun --nodes={nodes} --ntasks={nodes} --ntasks-per-node=1"
+            f" python -m torch.distributed.run --nnodes={nodes} --nproc-per-node={n}"
+            ' --rdzv-backend=c10d --rdzv-endpoint="$(hostname)" --rdzv-id="$SLURM_JOB_ID"'
+        )
     if n == 1:
         return "python"
     return f"python -m torch.distributed.run --standalone --nproc_per_node={n}"

@@ -8,10 +8,12 @@ rule evaluate_answers:
     log:
         "logs/evaluate/iter{t}/answers.log",
     benchmark:
-        "logs/benchmarks/evaluate/iter{t}.tsv"
+        "logs/benchmarks/evaluate_answers/iter{t}.tsv"
     conda:
         MODEL_ENV
     threads: config["threads"]
+    resources:
+        gpu=gpus("evaluate_answers"),
     params:
         model=evaluated_policy,
         model_config=config["model"],
@@ -30,9 +32,13 @@ rule evaluate:
         "results/iter{t}/evaluate/metrics.json",
     log:
         "logs/evaluate/iter{t}/metrics.log",
+    benchmark:
+        "logs/benchmarks/evaluate/iter{t}_metrics.tsv"
     conda:
         MODEL_ENV
     threads: config["threads"]
+    resources:
+        gpu=gpus("evaluate"),
     params:
         judge=judge_settings("eval"),
         name=lambda wildcards: policy_name(wildcards.t),
@@ -45,7 +51,8 @@ rule evaluate:
 
 rule summary:
     input:
-        expand("results/iter{t}/evaluate/metrics.json", t=range(ITERATIONS + 1)),
+        metrics=expand("results/iter{t}/evaluate/metrics.json", t=range(ITERATIONS + 1)),
+        leaderboard=leaderboard_results(ITERATIONS),
     output:
         table=report(
             "results/summary/metrics.tsv",

@@ -11,6 +11,8 @@ rule generate:
     conda:
         MODEL_ENV
     threads: config["threads"]
+    resources:
+        gpu=gpus("generate"),
     params:
         model=parent_policy,
         model_config=config["model"],

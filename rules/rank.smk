@@ -11,6 +11,8 @@ rule rank:
     conda:
         MODEL_ENV
     threads: config["threads"]
+    resources:
+        gpu=gpus("rank"),
     params:
         judge=judge_settings("train"),
     script:

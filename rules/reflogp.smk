@@ -11,6 +11,8 @@ rule reflogp:
     conda:
         MODEL_ENV
     threads: config["threads"]
+    resources:
+        gpu=gpus("reflogp"),
     params:
         model=parent_policy,
         model_config=config["model"],

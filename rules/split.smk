@@ -12,6 +12,8 @@ rule split:
         stats="results/split/stats.json",
     log:
         "logs/split/split.log",
+    benchmark:
+        "logs/benchmarks/split/split.tsv"
     conda:
         DATA_ENV
     params:

@@ -5,6 +5,8 @@ rule winprob:
         "results/iter{t}/winprob/pairs.jsonl",
     log:
         "logs/winprob/iter{t}.log",
+    benchmark:
+        "logs/benchmarks/winprob/iter{t}.tsv"
     conda:
         DATA_ENV
     params:

@@ -10,3 +10,4 @@ with io.atomic_dir(snakemake.output.model) as tmp:
     basemodel.build(
         [p for p in prompts if isinstance(p, str)], snakemake.params.settings, snakemake.params.seed, tmp
     )
+job.finish(snakemake)

@@ -17,3 +17,4 @@ metrics = evaluate.metrics(
     seed=snakemake.params.seed,
 )
 io.write_json(snakemake.output[0], metrics)
+job.finish(snakemake)

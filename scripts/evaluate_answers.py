@@ -24,3 +24,4 @@ for index, start in enumerate(range(0, len(prompts), settings["batch_size"])):
     log.info("answered %d/%d prompts", len(rows), len(prompts))
 io.write_jsonl(snakemake.output.answers, rows)
 io.write_json(snakemake.output.alpaca_eval, evaluate.alpaca_eval_outputs(rows, snakemake.params.name))
+job.finish(snakemake)

@@ -14,3 +14,4 @@ rows, truncated = rank.rank_rows(
 log.info("inputs cut to the judge's length limits: %s", truncated or "none")
 io.write_jsonl(snakemake.output.ranked, rows)
 io.write_json(snakemake.output.judge, {"judge": judge.identity(), "truncated": truncated})
+job.finish(snakemake)

@@ -16,3 +16,4 @@ rows = reflogp.compute(
     batch_size=settings["per_device_batch_size"],
 )
 io.write_jsonl(snakemake.output[0], rows)
+job.finish(snakemake)

@@ -15,3 +15,4 @@ io.write_json(
     snakemake.output.stats,
     {"dropped": result["dropped"], "parts": [len(p) for p in result["parts"]], "eval": len(result["eval"])},
 )
+job.finish(snakemake)

@@ -5,8 +5,12 @@ from sppo import io, job, summary
 snakemake = snakemake  # noqa: F821 (provided by Snakemake)
 job.start(snakemake.log[0])
 
-df = summary.table([io.read_json(path) for path in snakemake.input])
+df = summary.table(
+    [io.read_json(path) for path in snakemake.input.metrics],
+    [io.read_json(path) for path in snakemake.input.leaderboard],
+)
 with io.atomic_path(snakemake.output.table) as tmp:
     df.to_csv(tmp, sep="\t", index=False, float_format="%.6f")
 with io.atomic_path(snakemake.output.plot) as tmp:
     summary.plot(df, tmp)
+job.finish(snakemake)

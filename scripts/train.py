@@ -38,8 +38,8 @@ logging.basicConfig(
 torch.set_num_threads(args.threads)
 settings = args.settings
 
-# ---- model, tokenizer and data
-model, tokenizer = models.load_policy(args.model, args.model_config, for_training=True)
+# ---- tokenizer and data
+tokenizer = models.load_tokenizer(args.model, args.model_config)
 rows = io.read_jsonl(
     args.pairs, required=["prompt", "chosen", "rejected", "ref_chosen_logp", "ref_rejected_logp"]
 )
@@ -53,12 +53,20 @@ logging.info(
     schedule_steps,
 )
 
-# ---- training; π_t is written to a partial directory and renamed only once complete
+# ---- model: the training arguments come first, so that ZeRO-3 partitions the weights as they load
 out = Path(args.out)
 partial = out.with_name(f".{out.name}.partial")
+training_args = train.arguments(settings, str(partial), world, max_steps, args.seed)
+if settings["deepspeed"]:
+    import deepspeed
+
+    deepspeed.init_distributed()  # ZeRO-3 partitions while loading and must see every process
+model = models.load_model(args.model, args.model_config, for_training=True)
+
+# ---- training; π_t is written to a partial directory and renamed only once complete
 trainer = train.SPPOTrainer(
     model=model,
-    args=train.arguments(settings, str(partial), world, max_steps, args.seed),
+    args=training_args,
     train_dataset=examples,
     data_collator=train.PairCollator(tokenizer.pad_token_id),
     eta=settings["eta"],

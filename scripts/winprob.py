@@ -12,3 +12,4 @@ log.info(
     "%d pairs from %d prompts; %d with all responses tied (chosen = rejected)", len(pairs), len(ranked), same
 )
 io.write_jsonl(snakemake.output[0], pairs)
+job.finish(snakemake)

@@ -7,6 +7,7 @@ with a message that names the offending key.
 from __future__ import annotations
 
 import copy
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -79,12 +80,12 @@ def _check_semantics(config: dict) -> None:
     train = config["train"]
     if train["max_prompt_length"] >= train["max_length"]:
         _fail("train.max_prompt_length", f"must be below train.max_length ({train['max_length']})")
-    per_step = train["per_device_batch_size"] * train["num_processes"]
+    per_step = train["per_device_batch_size"] * train["num_processes"] * train["nodes"]
     if train["global_batch_size"] % per_step:
         _fail(
             "train.global_batch_size",
             f"{train['global_batch_size']} is not a multiple of "
-            f"per_device_batch_size × num_processes = {per_step}",
+            f"per_device_batch_size × num_processes × nodes = {per_step}",
         )
     stop = train["stop_epochs"]
     if stop is not None and stop > train["schedule_epochs"]:
@@ -103,3 +104,44 @@ def load(path: str | Path) -> dict:
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path}: expected a mapping at the top level")
     return validate(raw)
+
+
+def _type_text(prop: dict) -> str:
+    if "enum" in prop:
+        return " \\| ".join(f"`{v}`" for v in prop["enum"])
+    kind = prop.get("type", "")
+    return " or ".join(kind) if isinstance(kind, list) else kind
+
+
+def markdown() -> str:
+    """config/README.md: every key of the schema with its type, default and description."""
+    lines = [
+        "# Configuration",
+        "",
+        "One YAML file configures a run: `config/config.yaml` (the offline default) or any file given with",
+        "`snakemake --configfile FILE`; `config/recipes/` holds the paper's recipes. It is validated against",
+        "`sppo/schemas/config.schema.yaml` before any job runs: an unknown key, a wrong type or an",
+        "out-of-range value stops the run with a message naming the key. A key left out takes the default",
+        "below. This page is generated from the schema (`python -m sppo.config > config/README.md`).",
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, prop in node.get("properties", {}).items():
+            name = f"{prefix}{key}"
+            if prop.get("type") == "object" and "properties" in prop:
+                lines.append(f"| **`{name}`** | section | | {' '.join(prop['description'].split())} |")
+                walk(prop, f"{name}.")
+                continue
+            default = json.dumps(prop.get("default"), ensure_ascii=False)
+            text = " ".join(prop["description"].split()).replace("|", "\\|")
+            lines.append(f"| `{name}` | {_type_text(prop)} | `{default}` | {text} |")
+
+    walk(schema(), "")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

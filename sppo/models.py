@@ -31,12 +31,14 @@ def load_tokenizer(path: str, model_config: dict):
 
 
 def load_policy(path: str, model_config: dict, *, for_training: bool = False):
-    """Load the causal LM and tokenizer at ``path`` (a local directory, or a hub id named in the config).
+    """Load the causal LM and tokenizer at ``path`` (a local directory, or a hub id named in the config)."""
+    return load_model(path, model_config, for_training=for_training), load_tokenizer(path, model_config)
 
-    For inference the model goes to the configured device and dtype in eval mode; for training it
-    stays in float32 on the CPU and the Trainer places it.
-    """
-    tokenizer = load_tokenizer(path, model_config)
+
+def load_model(path: str, model_config: dict, *, for_training: bool = False):
+    """The causal LM at ``path``. For inference it goes to the configured device and dtype in eval
+    mode; for training it stays in float32 and the Trainer places it (under ZeRO-3, create the
+    TrainingArguments first, so that the weights are partitioned while loading)."""
     dtype = torch.float32 if for_training else DTYPES[model_config["dtype"]]
     model = AutoModelForCausalLM.from_pretrained(
         path,
@@ -47,4 +49,4 @@ def load_policy(path: str, model_config: dict, *, for_training: bool = False):
     if not for_training:
         model.to(device(model_config["device"])).eval()
     log.info("loaded %s (%s, %s)", path, type(model).__name__, dtype)
-    return model, tokenizer
+    return model

@@ -87,3 +87,9 @@ def test_unreadable_config_file(tmp_path):
     path.write_text("generate: [unclosed\n")
     with pytest.raises(cfg.ConfigError, match="config file"):
         cfg.load(path)
+
+
+def test_config_readme_documents_every_key():
+    assert (REPO / "config" / "README.md").read_text() == cfg.markdown(), (
+        "run: python -m sppo.config > config/README.md"
+    )

@@ -69,6 +69,13 @@ def test_every_stage_left_its_artifacts(finished_run):
     assert "optimizer steps" in (finished_run / "logs/train/iter1.log").read_text()
 
 
+def test_default_target_is_the_last_iteration(workflow):
+    plain = scheduled_jobs(workflow)
+    assert plain == scheduled_jobs(workflow, "iter3")
+    assert plain["iter3"] == 1 and plain["train"] == 3 and plain["summary"] == 1
+    assert scheduled_jobs(workflow, "iter1")["train"] == 1
+
+
 def test_complete_run_schedules_nothing(finished_run):
     assert scheduled_jobs(finished_run, "iter3") == {}
 

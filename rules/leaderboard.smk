@@ -1,0 +1,22 @@
+rule leaderboard:
+    input:
+        model=evaluated_policy_files,
+        task_files=leaderboard_task_files(),
+    output:
+        "results/iter{t}/leaderboard/results.json",
+    log:
+        "logs/leaderboard/iter{t}.log",
+    benchmark:
+        "logs/benchmarks/leaderboard/iter{t}.tsv"
+    conda:
+        MODEL_ENV
+    threads: config["threads"]
+    resources:
+        gpu=gpus("leaderboard"),
+    params:
+        model=evaluated_policy,
+        model_config=config["model"],
+        name=lambda wildcards: policy_name(wildcards.t),
+        settings=leaderboard_settings(),
+    script:
+        "../scripts/leaderboard.py"

@@ -1,0 +1,105 @@
+"""Stage generate with vLLM (``generate.backend: vllm``, GPU only): K sampled responses per prompt.
+
+Every (prompt, sample k) pair is one vLLM request with n = 1 and its own seed,
+``batch_seed(sample_seeds[k], row)``, where row is the prompt's position in the iteration part. So
+sample k keeps the reference's per-sample seed (50·k by default), and no response depends on the
+shards or on how vLLM batches requests. (One request per prompt with n = K would draw all K
+samples from one seed.) vLLM shares the prompt's KV cache between its K requests (prefix caching).
+
+Prompts are rendered with the chat template as in the transformers backend and handed over as
+token ids, so vLLM adds no second BOS. The rows have the transformers backend's format
+{id, prompt, responses}; the responses themselves differ (another sampler). vllm is imported only
+when generation runs: the workflow, its tests and dry runs do not need it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sppo.chat import render_prompt
+from sppo.generate import batch_seed, sample_seeds
+
+log = logging.getLogger(__name__)
+
+MISSING = (
+    "generate.backend is 'vllm' but vllm is not installed in this job's environment; install it on "
+    "a GPU machine (see README: vllm needs transformers 5, the PairRM judge transformers 4) or set "
+    "generate.backend: transformers"
+)
+
+
+def require_vllm():
+    """The vllm module, or a RuntimeError that says how to get it."""
+    try:
+        import vllm
+    except ImportError as err:
+        raise RuntimeError(MISSING) from err
+    return vllm
+
+
+def sampling_kwargs(settings: dict, row: int) -> list[dict]:
+    """Keyword arguments of vllm.SamplingParams for the K requests of the prompt at position ``row``."""
+    return [
+        {
+            "n": 1,
+            "seed": batch_seed(seed, row),
+            "temperature": settings["temperature"],
+            "top_p": settings["top_p"],
+            "max_tokens": settings["max_new_tokens"],
+        }
+        for seed in sample_seeds(settings)
+    ]
+
+
+def requests(
+    tokenizer, batches: list[tuple[int, list[dict]]], settings: dict
+) -> list[tuple[dict, list, list]]:
+    """(row, prompt token ids, K SamplingParams kwargs) for every prompt of the shard's batches.
+
+    ``batches`` come from :func:`sppo.generate.shard_rows`; all batches but the last are full, so
+    batch b's i-th prompt sits at position b·batch_size + i of the iteration part.
+    """
+    out = []
+    for index, batch in batches:
+        for i, row in enumerate(batch):
+            ids = tokenizer(render_prompt(tokenizer, row["prompt"]), add_special_tokens=False)["input_ids"]
+            out.append((row, ids, sampling_kwargs(settings, index * settings["batch_size"] + i)))
+    return out
+
+
+def generate_shard(model_path: str, model_config: dict, batches, settings: dict) -> list[dict]:
+    """Rows {id, prompt, responses} (K responses each) for every prompt of the shard's batches."""
+    vllm = require_vllm()
+    from sppo.models import load_tokenizer
+
+    tokenizer = load_tokenizer(model_path, model_config)
+    todo = requests(tokenizer, batches, settings)
+    llm = vllm.LLM(
+        model=model_path,
+        revision=model_config.get("revision"),
+        trust_remote_code=model_config["trust_remote_code"],
+        dtype=model_config["dtype"],
+        tensor_parallel_size=settings["tensor_parallel_size"],
+        gpu_memory_utilization=settings["gpu_memory_utilization"],
+        enable_prefix_caching=True,
+    )
+    prompts = [{"prompt_token_ids": ids} for _, ids, kwargs in todo for _ in kwargs]
+    params = [vllm.SamplingParams(**kw) for _, _, kwargs in todo for kw in kwargs]
+    started = time.monotonic()
+    outputs = iter(llm.generate(prompts, params))
+    rows = [
+        {
+            "id": row["id"],
+            "prompt": row["prompt"],
+            "responses": [next(outputs).outputs[0].text for _ in kwargs],
+        }
+        for row, _, kwargs in todo
+    ]
+    log.info(
+        "generated %d prompts × %d samples with vLLM (%.1f s)",
+        len(rows),
+        len(sample_seeds(settings)),
+        time.monotonic() - started,
+    )
+    return rows

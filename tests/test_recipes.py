@@ -1,0 +1,235 @@
+"""The paper's recipes (config/recipes/*.yaml): the authors' settings, their full iter3 DAG, and the
+SLURM resources profiles/slurm gives its jobs; multi-node training's launcher and sbatch flags.
+
+Dry runs only: the hub base model is no workflow input and the snorkel split needs no data to plan.
+"""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from conftest import REPO, snakemake
+from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+from sppo.config import validate
+
+RECIPES = {
+    # name: (base model, per-device batch, schedule epochs) — 8 processes, global batch 64, stop at 1
+    "gemma-2-9b-it": ("google/gemma-2-9b-it", 4, 1),
+    "mistral-7b-instruct-v0.2": ("mistralai/Mistral-7B-Instruct-v0.2", 8, 18),
+    "llama-3-8b-instruct": ("meta-llama/Meta-Llama-3-8B-Instruct", 8, 6),
+}
+# iter3 with 8 shards: jobs per rule (π_0 is a hub id, so no basemodel job)
+ITER3_JOBS = {
+    "split": 1,
+    "generate": 24,
+    "rank": 24,
+    "winprob": 3,
+    "reflogp": 3,
+    "train": 3,
+    "evaluate_answers": 4,
+    "evaluate": 4,
+}
+# rule: (gpu, threads, mem_mb, runtime in minutes at attempt 1) under profiles/slurm
+RESOURCES = {
+    "generate": (1, 8, 64000, 480),
+    "rank": (1, 8, 32000, 240),
+    "reflogp": (1, 8, 64000, 240),
+    "train": (8, 64, 480000, 720),
+    "evaluate_answers": (1, 8, 64000, 240),
+    "evaluate": (1, 8, 32000, 60),
+}
+
+
+def raw_config(*files) -> dict:
+    """config/config.yaml with the given config files merged over it, as Snakemake does."""
+
+    def merge(base: dict, extra: dict) -> None:
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for path in files:
+        merge(config, yaml.safe_load(path.read_text()))
+    return config
+
+
+def recipe(name: str):
+    return REPO / "config" / "recipes" / f"{name}.yaml"
+
+
+def dry_run_jobs(text: str) -> list[dict]:
+    """The jobs a dry run prints: rule, threads, resources and shell command of each."""
+    jobs = []
+    for block in re.split(r"\n(?=\[[A-Z][a-z]{2} .*\]\n)", text):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if not rule:
+            continue
+        resources = re.search(r"^\s+resources: (.*)$", block, re.M)
+        pairs = resources.group(1).split(", ") if resources else []
+        threads = re.search(r"^\s+threads: (\d+)$", block, re.M)
+        shell = re.search(r"^Shell command: (.*)$", block, re.M)
+        jobs.append(
+            {
+                "rule": rule.group(1),
+                "threads": int(threads.group(1)) if threads else 1,
+                "resources": dict(kv.split("=", 1) for kv in pairs),
+                "shell": shell.group(1) if shell else None,
+            }
+        )
+    return jobs
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_has_the_authors_settings(name):
+    base, per_device, schedule = RECIPES[name]
+    config = validate(raw_config(recipe(name)))
+    assert (config["model"]["base"], config["model"]["dtype"]) == (base, "bfloat16")
+    assert config["prompts"]["source"] == "snorkel"
+    sampling = {"k": 5, "temperature": 0.7, "top_p": 0.9, "max_new_tokens": 2048, "sample_seeds": None}
+    assert {key: config["generate"][key] for key in sampling} == sampling  # seeds None: 0, 50, …, 200
+    assert (config["judge"]["train"], config["judge"]["eval"]) == ("pairrm", "pairrm")
+    assert config["winprob"]["source"] == "scores"
+    train = config["train"]
+    expected = {
+        "eta": 1000,
+        "learning_rate": 5e-7,
+        "optimizer": "rmsprop",
+        "lr_scheduler": "linear",
+        "warmup_ratio": 0.1,
+        "weight_decay": 0.0,
+        "max_grad_norm": 1.0,
+        "global_batch_size": 64,
+        "per_device_batch_size": per_device,
+        "num_processes": 8,
+        "nodes": 1,
+        "deepspeed": "config/deepspeed/zero3.json",
+        "schedule_epochs": schedule,
+        "stop_epochs": 1,
+        "max_length": 1024,
+        "max_prompt_length": 512,
+        "bf16": True,
+        "gradient_checkpointing": True,
+    }
+    assert {key: train[key] for key in expected} == expected
+    assert config["gpus"] is True
+
+
+def test_zero3_config_is_the_references():
+    ds = yaml.safe_load((REPO / "config" / "deepspeed" / "zero3.json").read_text())
+    zero = ds["zero_optimization"]
+    assert zero["stage"] == 3
+    assert zero["stage3_gather_16bit_weights_on_model_save"] is True
+    assert zero["offload_optimizer"]["device"] == zero["offload_param"]["device"] == "none"
+    assert ds["zero_allow_untested_optimizer"] is True  # RMSprop
+    for key in ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps"):
+        assert ds[key] == "auto"  # filled in by the Trainer from the train section
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_iter3_dag_and_slurm_resources(workflow, name):
+    # --cores caps every job's threads (a cluster run gives none); a dry run's default is 1
+    args = ("--profile", "profiles/slurm", "--configfile", f"config/recipes/{name}.yaml", "--cores", "1024")
+    proc = snakemake(workflow, "iter3", *args, "-n")
+    jobs = dry_run_jobs(proc.stdout + proc.stderr)
+    counts = {rule: sum(j["rule"] == rule for j in jobs) for rule in ITER3_JOBS}
+    assert counts == ITER3_JOBS
+    assert not [j for j in jobs if j["rule"] == "basemodel"]
+    for job in jobs:
+        if job["rule"] not in RESOURCES:
+            continue
+        gpu, threads, mem_mb, runtime = RESOURCES[job["rule"]]
+        res = job["resources"]
+        assert (int(res["gpu"]), job["threads"], int(res["mem_mb"]), int(res["runtime"])) == (
+            gpu,
+            threads,
+            mem_mb,
+            runtime,
+        ), job
+    train = next(j for j in jobs if j["rule"] == "train")
+    assert (
+        "python -m torch.distributed.run --standalone --nproc_per_node=8 scripts/train.py " in train["shell"]
+    )
+
+
+def test_local_run_asks_for_no_gpu(workflow):
+    proc = snakemake(workflow, "iter1", "-n")
+    jobs = dry_run_jobs(proc.stdout + proc.stderr)
+    assert {j["resources"].get("gpu", "0") for j in jobs if j["resources"]} == {"0"}
+
+
+def test_vllm_generation_asks_for_its_tensor_parallel_gpus(workflow):
+    extra = workflow / "config" / "tp.yaml"
+    extra.write_text(yaml.safe_dump({"generate": {"tensor_parallel_size": 2}}))
+    proc = snakemake(workflow, "iter1", "--configfile", "config/recipes/gemma-2-9b-it.yaml", str(extra), "-n")
+    gpus = {j["resources"]["gpu"] for j in dry_run_jobs(proc.stdout + proc.stderr) if j["rule"] == "generate"}
+    assert gpus == {"2"}
+
+
+class FakeJob(SimpleNamespace):
+    """What the SLURM plugin reads of a job: resources (mapping and attributes) and threads."""
+
+    def __init__(self, threads: int, **resources):
+        class Resources(dict):
+            __getattr__ = dict.__getitem__
+
+        super().__init__(threads=threads, resources=Resources(resources))
+
+
+def sbatch_flags(job) -> str:
+    params = {"run_uuid": "x", "slurm_logfile": "x.log", "comment_str": "c", "account": "", "partition": ""}
+    return get_submit_command(job, {**params, "workdir": None}) + set_gres_string(job)
+
+
+def test_two_node_training_is_one_srun_torchrun_per_node(workflow):
+    extra = workflow / "config" / "nodes.yaml"
+    extra.write_text(yaml.safe_dump({"train": {"nodes": 2}}))
+    proc = snakemake(
+        workflow,
+        "iter1",
+        "--profile",
+        "profiles/slurm",
+        "--configfile",
+        "config/recipes/gemma-2-9b-it.yaml",
+        str(extra),
+        "-n",
+    )
+    train = next(j for j in dry_run_jobs(proc.stdout + proc.stderr) if j["rule"] == "train")
+    assert (
+        "srun --nodes=2 --ntasks=2 --ntasks-per-node=1 python -m torch.distributed.run --nnodes=2"
+        ' --nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint="$(hostname)" --rdzv-id="$SLURM_JOB_ID"'
+        " scripts/train.py "
+    ) in train["shell"], train["shell"]
+    res = train["resources"]
+    assert {k: res[k] for k in ("nodes", "tasks", "mpi", "gres", "tasks_per_gpu")} == {
+        "nodes": "2",
+        "tasks": "2",
+        "mpi": "srun",
+        "gres": "gpu:8",
+        "tasks_per_gpu": "0",
+    }
+    # what the SLURM plugin makes of them: 2 nodes, one task (torchrun) per node, 8 GPUs per node
+    flags = sbatch_flags(FakeJob(64, nodes=2, tasks=2, mpi="srun", gres="gpu:8", tasks_per_gpu=0))
+    assert " --nodes=2" in flags and " --ntasks=2" in flags and " --gres=gpu:8" in flags
+    assert "--ntasks-per-gpu" not in flags and "--gpus" not in flags
+    assert " --cpus-per-task=64" in flags
+
+
+def test_one_node_training_asks_for_all_its_gpus():
+    flags = sbatch_flags(FakeJob(64, gpu=8))
+    assert " --gpus=8" in flags and " --cpus-per-task=64" in flags
+    assert "--ntasks-per-gpu" not in flags and "--nodes" not in flags
+
+
+def test_global_batch_must_fit_every_process_of_every_node():
+    config = raw_config(recipe("gemma-2-9b-it"))
+    config["train"]["nodes"] = 3
+    with pytest.raises(ValueError, match=r"train.global_batch_size: 64 is not a multiple of .* = 96"):
+        validate(config)

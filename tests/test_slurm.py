@@ -1,0 +1,164 @@
+"""profiles/slurm on a real SLURM cluster: every job goes through sbatch, and the artifacts equal a
+local run's byte for byte.
+
+Needs a running cluster: `.ci/slurm-up` starts a single-node one on this machine (.ci/run does so
+around the test suite and stops it afterwards). Without one this test FAILS; SPPO_SKIP_SLURM=1
+skips it explicitly for quick local runs (CI never sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+import yte
+from conftest import REPO, copy_workflow, snakemake, write_config
+
+# iter1 of a tiny run: 13 SLURM jobs, a few minutes on 2 cores.
+TINY = {
+    "split": {"eval_size": 12, "max_per_iteration": 16},
+    "generate": {"k": 3, "max_new_tokens": 8},
+    "evaluate": {"max_new_tokens": 8},
+}
+EXPECTED_JOBS = {
+    "basemodel": 1,
+    "split": 1,
+    "generate": 2,
+    "rank": 2,
+    "winprob": 1,
+    "reflogp": 1,
+    "train": 1,
+    "evaluate_answers": 2,
+    "evaluate": 2,
+}
+ARTIFACTS = [
+    "results/split/iter1.jsonl",
+    "results/split/eval.jsonl",
+    "results/split/stats.json",
+    "results/iter1/generate/shard0.jsonl",
+    "results/iter1/generate/shard1.jsonl",
+    "results/iter1/rank/shard0.jsonl",
+    "results/iter1/rank/shard1.jsonl",
+    "results/iter1/winprob/pairs.jsonl",
+    "results/iter1/reflogp/pairs.jsonl",
+    "results/iter1/model/model.safetensors",
+    "results/iter0/evaluate/answers.jsonl",
+    "results/iter1/evaluate/answers.jsonl",
+    "results/iter0/evaluate/metrics.json",
+    "results/iter1/evaluate/metrics.json",
+]
+SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+START_HINT = "start one with .ci/slurm-up (or set SPPO_SKIP_SLURM=1 to skip this test explicitly)"
+
+
+def slurm_conf() -> str | None:
+    """The cluster's config: $SLURM_CONF, else the one .ci/slurm-up writes, else SLURM's default."""
+    if os.environ.get("SLURM_CONF"):
+        return os.environ["SLURM_CONF"]
+    scratch = Path(os.environ.get("SPPO_SLURM_DIR", "/tmp/sppo-slurm")) / "slurm.conf"
+    return str(scratch) if scratch.is_file() else None
+
+
+@pytest.fixture(scope="module")
+def cluster() -> dict[str, str]:
+    """Environment variables that reach a running SLURM cluster with an idle or mixed node."""
+    if os.environ.get("SPPO_SKIP_SLURM") == "1":
+        pytest.skip("SPPO_SKIP_SLURM=1")
+    env = {"SLURM_CONF": conf} if (conf := slurm_conf()) else {}
+    try:
+        proc = subprocess.run(
+            ["sinfo", "-h", "-o", "%t"], env={**os.environ, **env}, capture_output=True, text=True, timeout=20
+        )
+    except FileNotFoundError:
+        pytest.fail(f"SLURM is not installed (no sinfo): {START_HINT}")
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"no SLURM controller answers (sinfo timed out): {START_HINT}")
+    if proc.returncode != 0 or not {"idle", "mix"} & set(proc.stdout.split()):
+        pytest.fail(
+            f"no usable SLURM node (sinfo: {proc.stdout.strip()} {proc.stderr.strip()}): {START_HINT}"
+        )
+    return env
+
+
+def cluster_overlay(tmp_path: Path) -> Path:
+    """profiles/slurm adapted to the test cluster: the same per-rule settings with memory it has.
+
+    A later --profile replaces whole top-level keys, so the overlay repeats the resources of
+    profiles/slurm, cutting only mem_mb; the rest (executor, retries, requeue, runtime growing
+    with the attempt) comes from profiles/slurm unchanged.
+    """
+    with open(REPO / "profiles" / "slurm" / "config.yaml") as fh:
+        main = yte.process_yaml(fh, require_use_yte=True)
+    overlay = {
+        "slurm-init-seconds-before-status-checks": 6,
+        "slurm-status-command": "squeue",  # no accounting database
+        "slurm-no-account": True,
+        "slurm-keep-successful-logs": True,
+        "default-resources": {**main["default-resources"], "mem_mb": 1000},
+        "set-resources": {rule: {**res, "mem_mb": 1000} for rule, res in main["set-resources"].items()},
+    }
+    path = tmp_path / "test-cluster" / "config.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump(overlay, sort_keys=False))
+    return path.parent
+
+
+def test_iter1_through_sbatch_equals_local_run(cluster, tmp_path, monkeypatch):
+    for key, value in cluster.items():
+        monkeypatch.setenv(key, value)
+    local, on_slurm = (copy_workflow(tmp_path / name) for name in ("local", "slurm"))
+    for workdir in (local, on_slurm):
+        write_config(workdir, TINY)
+    overlay = cluster_overlay(tmp_path)
+
+    with ThreadPoolExecutor(1) as pool:  # the local run proceeds while SLURM jobs queue
+        local_run = pool.submit(snakemake, local, "iter1", timeout=900)
+        proc = snakemake(
+            on_slurm, "iter1", "--profile", "profiles/slurm", "--profile", str(overlay), timeout=900
+        )
+        local_run.result()
+
+    # every job went through sbatch, once, got a SLURM job id and finished in it (the plugin's log)
+    submitted = [
+        (job_id, Path(log), re.search(r"/rule_(\w+)/", log).group(1))
+        for job_id, log in SUBMITTED.findall(proc.stderr)
+    ]
+    assert Counter(rule for _, _, rule in submitted) == EXPECTED_JOBS, proc.stderr[-3000:]
+    assert len({job_id for job_id, _, _ in submitted}) == len(submitted)
+    for _, log, rule in submitted:
+        assert f"(Rule: {rule})" in log.read_text(), f"{log}: the {rule} job did not finish in SLURM"
+
+    # the same artifacts, byte for byte
+    differ = [a for a in ARTIFACTS if (local / a).read_bytes() != (on_slurm / a).read_bytes()]
+    assert not differ, f"SLURM and local runs differ in {differ}"
+
+
+MPI_SNAKEFILE = """
+rule launch:
+    output: "out.txt"
+    resources: nodes=1, tasks=2, mpi="srun", mem_mb=200, runtime=5
+    shell:
+        'echo "batch host $(hostname) job $SLURM_JOB_ID" > {output}; '
+        'srun --nodes=1 --ntasks=2 bash -c \\'echo "task $SLURM_PROCID on $(hostname)"\\' >> {output}'
+"""
+
+
+def test_an_mpi_job_runs_its_own_srun(cluster, tmp_path, monkeypatch):
+    """What multi-node training (train.nodes > 1) builds on: a job with the "mpi" resource gets its
+    shell command run on the batch host without `srun -n1`, and its own srun starts the tasks there
+    (on a real cluster one torchrun per node, meeting at "$(hostname)")."""
+    for key, value in cluster.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "Snakefile").write_text(MPI_SNAKEFILE)
+    settings = "--slurm-status-command squeue --slurm-no-account --slurm-init-seconds-before-status-checks 3"
+    snakemake(tmp_path, "--executor", "slurm", "--jobs", "1", *settings.split())
+    lines = (tmp_path / "out.txt").read_text().splitlines()
+    host = lines[0].split()[2]
+    assert re.fullmatch(r"batch host \S+ job \d+", lines[0])
+    assert sorted(lines[1:]) == [f"task 0 on {host}", f"task 1 on {host}"]
