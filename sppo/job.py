@@ -1,14 +1,24 @@
-"""What every stage script does first: send its output to the rule's log, set threads, log progress."""
+"""What every stage script does first and last.
+
+First ``start``: send its output to the rule's log, set threads, log progress. Last ``finish``:
+write the provenance record of the job's outputs (see sppo/provenance/), so a job that fails
+before its last line leaves none.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+from datetime import UTC, datetime
+
+_started: str | None = None
 
 
 def start(log_path: str, threads: int = 1) -> logging.Logger:
     """Redirect stdout and stderr (of Python and of native code) to ``log_path``; set torch's threads."""
+    global _started
+    _started = datetime.now(UTC).isoformat(timespec="seconds")
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
@@ -27,3 +37,11 @@ def start(log_path: str, threads: int = 1) -> logging.Logger:
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     return logging.getLogger("sppo")
+
+
+def finish(snakemake) -> None:
+    """Write the provenance record of this job (its outputs, inputs, params, code and software)."""
+    from sppo.provenance import record
+
+    path = record.from_snakemake(snakemake, started=_started)
+    logging.getLogger("sppo").info("provenance record: %s", path)

@@ -1,0 +1,123 @@
+"""Provenance of a run, from its working directory:
+
+python -m sppo.provenance audit [ARTIFACT ...]         check every artifact's lineage (exit 1 on problems)
+python -m sppo.provenance audit --tree ARTIFACT        print an artifact's lineage as a tree
+python -m sppo.provenance audit --dot ARTIFACT OUT     draw it (OUT: .dot/.gv text, - for stdout, .png/.svg)
+python -m sppo.provenance crate OUT_DIR [--validate]   export a Provenance Run Crate of the run
+python -m sppo.provenance record --rule R ...          write a job's record (used by rule train)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from sppo.provenance import audit, graph, record
+
+
+def default_artifacts() -> list[str]:
+    """What the final iteration's summary and metrics depend on: its target's outputs."""
+    from sppo.config import load
+
+    n = load("config/config.yaml")["iterations"]
+    per_iteration = [
+        f"results/iter{t}/evaluate/{name}.json" for t in range(n + 1) for name in ("metrics", "alpaca_eval")
+    ]
+    return ["results/summary/metrics.tsv", "results/summary/winrate.png", *per_iteration]
+
+
+def run_audit(args) -> int:
+    made = record.producers(records := record.load_all())
+    if args.tree:
+        print("\n".join(graph.tree(args.tree, made)))
+        return 0
+    if args.dot:
+        graph.draw(args.dot[0], made, args.dot[1])
+        return 0
+    start = time.perf_counter()
+    roots = args.artifacts or default_artifacts()
+    findings, problems = audit.audit(roots, records, made)
+    for finding in findings:
+        if finding.status != "ok" or not args.quiet:
+            print(finding.line())
+    for problem in problems:
+        print(f"PROBLEM    {problem}")
+    counts = {s: sum(f.status == s for f in findings) for s in ("ok", *audit.PROBLEMS)}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    print(f"audit: {len(findings)} artifacts: {summary} ({time.perf_counter() - start:.1f} s)")
+    return 1 if problems or counts["ok"] != len(findings) else 0
+
+
+def run_record(args) -> int:
+    params = dict(kv.split("=", 1) for kv in args.param)
+    params.update({k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.json_param)})
+    rec = record.build(
+        rule=args.rule,
+        inputs=[p for p in args.input if p],
+        outputs=args.output,
+        params=params,
+        wildcards=dict(kv.split("=", 1) for kv in args.wildcard),
+        log=args.log,
+        threads=args.threads,
+        started=args.started,
+    )
+    print(f"provenance record: {record.write(rec)}")
+    return 0
+
+
+def run_crate(args) -> int:
+    from sppo.provenance import crate
+
+    out = crate.export(args.out_dir)
+    print(f"Provenance Run Crate written to {out}")
+    if args.validate:
+        issues = crate.validate(out)
+        for issue in issues:
+            print(f"INVALID    {issue}")
+        print(
+            "crate valid (provenance-run-crate-0.5)" if not issues else f"{len(issues)} validation issue(s)"
+        )
+        return 1 if issues else 0
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sppo.provenance", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("audit", help="check artifacts against their provenance records")
+    p.add_argument(
+        "artifacts", nargs="*", help="default: everything the final iteration's summary depends on"
+    )
+    p.add_argument("--tree", metavar="ARTIFACT", help="print the lineage of ARTIFACT and stop")
+    p.add_argument(
+        "--dot", nargs=2, metavar=("ARTIFACT", "OUT"), help="draw the lineage of ARTIFACT and stop"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    p.set_defaults(func=run_audit)
+
+    p = commands.add_parser("record", help="write the provenance record of a finished job")
+    p.add_argument("--rule", required=True)
+    p.add_argument("--input", nargs="*", default=[])
+    p.add_argument("--output", nargs="+", required=True)
+    p.add_argument("--log", nargs="*", default=[])
+    p.add_argument("--wildcard", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=TEXT")
+    p.add_argument("--json-param", action="append", default=[], metavar="NAME=JSON")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--started", help="ISO 8601 start time of the job")
+    p.set_defaults(func=run_record)
+
+    p = commands.add_parser("crate", help="export a Workflow Run RO-Crate (Provenance Run Crate 0.5)")
+    p.add_argument("out_dir")
+    p.add_argument("--validate", action="store_true", help="validate it with roc-validator (offline)")
+    p.set_defaults(func=run_crate)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
