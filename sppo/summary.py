@@ -20,7 +20,8 @@ COLUMNS = [
 ]
 
 
-def table(metrics: list[dict]) -> pd.DataFrame:
+def table(metrics: list[dict], leaderboard: list[dict] | None = None) -> pd.DataFrame:
+    """One row per π_t; with ``leaderboard`` (results.json per π_t) also its normalised benchmark scores."""
     rows = [
         {
             "iteration": t,
@@ -34,12 +35,24 @@ def table(metrics: list[dict]) -> pd.DataFrame:
         }
         for t, m in enumerate(metrics)
     ]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    if leaderboard:
+        extra = pd.DataFrame(
+            [
+                {f"leaderboard_{k}": b["normalized"] for k, b in r["benchmarks"].items()}
+                | {"leaderboard_average": r["average"]}
+                for r in leaderboard
+            ]
+        )
+        df = pd.concat([df, extra], axis=1)
+    return df
 
 
 def plot(df: pd.DataFrame, path: str) -> None:
-    """Win rate against π_0 per iteration, with its 95% interval and the LC win rate."""
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    """Win rate against π_0 per iteration, its 95% interval and the LC win rate; benchmark scores beside."""
+    benchmarks = [c for c in df.columns if c.startswith("leaderboard_")]
+    fig, axes = plt.subplots(1, 2 if benchmarks else 1, figsize=(10 if benchmarks else 5, 3.5), dpi=120)
+    ax = axes[0] if benchmarks else axes
     err = [df["win_rate"] - df["ci95_low"], df["ci95_high"] - df["win_rate"]]
     ax.errorbar(df["iteration"], df["win_rate"], yerr=err, marker="o", capsize=4, label="win rate (95% CI)")
     if df["lc_win_rate"].notna().any():
@@ -50,6 +63,27 @@ def plot(df: pd.DataFrame, path: str) -> None:
     ax.set_ylabel("judge win rate of π_t over π_0")
     ax.set_ylim(0, 1)
     ax.legend(loc="lower right")
+    if benchmarks:
+        _plot_leaderboard(axes[1], df, benchmarks)
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def _plot_leaderboard(ax, df: pd.DataFrame, columns: list[str]) -> None:
+    """Normalised benchmark scores (0 = random guessing, 100 = perfect) per iteration; the average bold."""
+    for column in columns:
+        average = column == "leaderboard_average"
+        ax.plot(
+            df["iteration"],
+            df[column],
+            marker="o",
+            linewidth=2.5 if average else 1,
+            color="black" if average else None,
+            label=column.removeprefix("leaderboard_"),
+        )
+    ax.set_xticks(df["iteration"])
+    ax.set_xlabel("SPPO iteration t")
+    ax.set_ylabel("benchmark score (0 random, 100 perfect)")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="best", fontsize="small")
