@@ -36,18 +36,19 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+def merge_config(base: dict, extra: dict) -> dict:
+    """Merge ``extra`` into ``base`` as Snakemake merges config files: nested dicts key by key."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 def write_config(workdir: Path, overrides: dict | None = None, name: str = "config/config.yaml") -> Path:
     """The default config with ``overrides`` merged in (nested dicts merge key by key)."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-
-    def merge(base: dict, extra: dict) -> None:
-        for key, value in extra.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                merge(base[key], value)
-            else:
-                base[key] = value
-
-    merge(config, overrides or {})
+    config = merge_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), overrides or {})
     path = workdir / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))

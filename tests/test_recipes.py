@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import REPO, snakemake
+from conftest import REPO, merge_config, snakemake
 from snakemake_executor_plugin_slurm.submit_string import get_submit_command
 from snakemake_executor_plugin_slurm.utils import set_gres_string
 
@@ -47,17 +47,9 @@ RESOURCES = {
 
 def raw_config(*files) -> dict:
     """config/config.yaml with the given config files merged over it, as Snakemake does."""
-
-    def merge(base: dict, extra: dict) -> None:
-        for key, value in extra.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                merge(base[key], value)
-            else:
-                base[key] = value
-
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     for path in files:
-        merge(config, yaml.safe_load(path.read_text()))
+        merge_config(config, yaml.safe_load(path.read_text()))
     return config
 
 
