@@ -32,6 +32,14 @@ def copy_workflow(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
+def cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def stage_times(workdir: Path) -> dict[str, tuple[float, int]]:
     totals: dict[str, list] = defaultdict(lambda: [0.0, 0])
     for path in sorted((workdir / "logs" / "benchmarks").rglob("*.tsv")):
@@ -60,7 +68,7 @@ def main() -> None:
     )
     wall = time.perf_counter() - started
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, "
         f"python {platform.python_version()}, snakemake --cores {args.cores}"
     )
     print(f"whole {args.target} from nothing: {wall:.1f} s wall")
