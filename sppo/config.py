@@ -74,6 +74,10 @@ def _check_semantics(config: dict) -> None:
     seeds = config["generate"]["sample_seeds"]
     if seeds is not None and len(seeds) != config["generate"]["k"]:
         _fail("generate.sample_seeds", f"has {len(seeds)} seeds but generate.k is {config['generate']['k']}")
+    judge = config["judge"]
+    uses = [role for role in ("train", "eval") if judge[role] == "reward_model"]
+    if uses and not judge["reward_model"]["path"]:
+        _fail("judge.reward_model.path", f"must be set: judge.{uses[0]} is reward_model")
     tiny = config["tiny_model"]
     if tiny["hidden_size"] % tiny["num_heads"]:
         _fail("tiny_model.num_heads", f"must divide hidden_size {tiny['hidden_size']}")

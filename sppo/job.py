@@ -34,6 +34,8 @@ def start(log_path: str, threads: int = 1) -> logging.Logger:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         force=True,
     )
+    # torch reads OMP_NUM_THREADS when it is first imported; if it already is, tell it directly.
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     return logging.getLogger("sppo")

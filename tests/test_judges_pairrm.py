@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from sppo.judges import load_judge  # noqa: E402
-from sppo.judges.pairrm import PairRMJudge  # noqa: E402
+from sppo.judges.pairrm import PairRMJudge, pair_batches  # noqa: E402
 from sppo.judges.tiny import build_tiny_pairrm  # noqa: E402
 
 # Small limits, so that truncation and the collator's length budget matter. Each listed word is one
@@ -90,9 +90,114 @@ def test_empty_responses_ranked(judgement):
     np.testing.assert_allclose(judgement.scores[2], 0, atol=1e-6)
 
 
-def test_batch_size_does_not_change_scores(checkpoint, judgement):
-    other = PairRMJudge(str(checkpoint), batch_size=1, **SETTINGS).judge(PROMPTS, CANDIDATES)
+@pytest.mark.parametrize(
+    "batch", [{"batch_size": 1}, {"batch_size": 1000, "batch_tokens": 64}, {"batch_tokens": 1}]
+)
+def test_batching_does_not_change_scores(checkpoint, judgement, batch):
+    other = PairRMJudge(str(checkpoint), **batch, **SETTINGS).judge(PROMPTS, CANDIDATES)
     assert np.abs(other.logits - judgement.logits).max() <= 1e-5
+
+
+# Inputs for the token-for-token comparison with llm-blender's collator: short and empty texts, a
+# prompt beyond source_max_length, responses beyond their budget (which shrinks as the prompt grows),
+# characters outside the tiny vocabulary, newlines and tabs, [SEP] and other special tokens in a text.
+COLLATE_PROMPTS = [
+    "",
+    "what is it",
+    " ".join(["the"] * 80),
+    " ".join(["of"] * 40),  # 43 source tokens: the response budget drops to 24 + (48 − 43) // 2 = 26
+    "Zürich, 東京 and emoji 🙂?\nline two\n\n\tindented",
+    "a [SEP] b[SEP]c [CLS] d [PAD] e [MASK] f <|candidate|> g",
+    "  leading and trailing spaces  ",
+]
+COLLATE_CANDIDATES = [
+    ["", "x", " ".join(["and"] * 30), "it is", "not"],
+    ["", "", "", "", ""],
+    ["you can", " ".join(["of"] * 100), "a\nb", "\n", " "],
+    [" ".join(["to"] * 23), " ".join(["to"] * 24), " ".join(["to"] * 40), "to", ""],
+    ["naïve café", "日本語", "[SEP]", "[SEP][SEP] x [SEP]", "ok 🙂"],
+    ["[CLS] it [SEP] is", "[UNK]", "[PAD] [PAD]", "[MASK]", "<|candidate|>"[:-1]],
+    ["  ", "\t", "x y z " * 20, "what", "is"],
+]
+
+
+@pytest.mark.parametrize("limits", [(48, 24), (1224, 412), (12, 3)])
+def test_tokens_equal_llm_blender_collator(checkpoint, limits):
+    """encode gives exactly the ids llm-blender's CrossCompareCollator makes for each prompt alone."""
+    from llm_blender.blender.blender_utils import RankerDataset
+    from llm_blender.pair_ranker.collator import CrossCompareCollator
+
+    judge = PairRMJudge(
+        str(checkpoint), device="cpu", source_max_length=limits[0], candidate_max_length=limits[1]
+    )
+    assert type(judge.collator) is CrossCompareCollator
+    assert not judge.collator.mannually_add_sep_token  # the branch encode re-implements
+    sources, responses, truncated = judge.encode(COLLATE_PROMPTS, COLLATE_CANDIDATES)
+    dataset = RankerDataset(COLLATE_PROMPTS, COLLATE_CANDIDATES)
+    cut = {"prompts": 0, "responses": 0}
+    for n in range(len(dataset)):
+        batch = judge.collator([dataset[n]])
+        source_mask = batch["source_attention_mask"][0].bool()
+        assert sources[n] == batch["source_ids"][0][source_mask].tolist()
+        for i, (ids, mask) in enumerate(
+            zip(batch["candidate_ids"][0], batch["candidate_attention_mask"][0], strict=True)
+        ):
+            assert responses[n][i] == ids[mask.bool()].tolist(), (n, i)
+        full = judge.tokenizer(judge.collator.source_prefix + COLLATE_PROMPTS[n].replace("[SEP]", " "))
+        cut["prompts"] += len(full["input_ids"]) > len(sources[n])
+        for i, y in enumerate(COLLATE_CANDIDATES[n]):
+            full = judge.tokenizer(judge.collator.candidate_prefix + y.replace("[SEP]", " "))
+            cut["responses"] += len(full["input_ids"]) > len(responses[n][i])
+    assert truncated == cut
+    if limits == (48, 24):
+        assert truncated == {"prompts": 1, "responses": 4}
+        assert len(sources[3]) == 43 and [len(y) for y in responses[3]] == [26, 26, 26, 4, 3]
+    if limits == (1224, 412):
+        assert truncated == {"prompts": 0, "responses": 0}
+
+
+@pytest.mark.parametrize("token", ["<|source|>", "<|candidate1|>", "<|candidate2|>", "<|candidate|>"])
+def test_prefix_tokens_in_responses_are_replaced(judge, blender, token):
+    """llm-blender crashes on its own prefix tokens in a text; the judge reads them as a space."""
+    prompts, candidates = ["what is it"], [["it is", f"a {token} b", "not"]]
+    with pytest.raises(RuntimeError):
+        blender.rank(prompts, candidates, return_scores=True, batch_size=1, disable_tqdm=True)
+    judgement = judge.judge(prompts, candidates)
+    assert judgement.truncated["prefix_tokens_replaced"] == 1
+    expected = blender.rank(prompts, [["it is", "a   b", "not"]], return_scores=True, batch_size=1)
+    assert np.abs(judgement.scores - expected).max() <= 1e-5
+
+
+def test_prefix_tokens_in_prompts_are_replaced(judge, blender):
+    with pytest.raises(RuntimeError):
+        blender.rank(["x <|source|> y"], [["a", "b"]], return_scores=True, batch_size=1, disable_tqdm=True)
+    judgement = judge.judge(["x <|source|> y", "x <|candidate|> y"], [["a", "b"], ["a", "b"]])
+    assert judgement.truncated["prefix_tokens_replaced"] == 1  # <|candidate|> in a prompt is harmless
+    expected = blender.rank(
+        ["x   y", "x <|candidate|> y"], [["a", "b"], ["a", "b"]], return_scores=True, batch_size=1
+    )
+    assert np.abs(judgement.scores - expected).max() <= 1e-5
+
+
+def test_pair_batches_cover_every_pair_within_limits():
+    rng = np.random.default_rng(0)
+    sources = [[1] * int(n) for n in rng.integers(3, 40, size=6)]
+    responses = [[[2] * int(n) for n in rng.integers(3, 60, size=4)] for _ in sources]
+    lengths = {
+        (n, i, j): len(sources[n]) + len(responses[n][i]) + len(responses[n][j])
+        for n in range(6)
+        for i in range(4)
+        for j in range(4)
+        if i != j
+    }
+    batches = pair_batches(sources, responses, batch_size=5, batch_tokens=300)
+    seen = [tuple(int(x) for x in pair) for batch in batches for pair in batch]
+    assert sorted(seen) == sorted(lengths)
+    assert [lengths[p] for p in seen] == sorted(lengths.values())  # sorted by joined length
+    for batch in batches:
+        longest = max(lengths[tuple(int(x) for x in pair)] for pair in batch)
+        assert len(batch) <= 5 and (len(batch) == 1 or len(batch) * longest <= 300)
+    assert any(len(b) == 5 for b in batches) and any(1 < len(b) < 5 for b in batches)
 
 
 def test_identity_hashes_the_weights(judge, checkpoint):
@@ -144,9 +249,20 @@ def test_bad_settings_fail_early(checkpoint):
         PairRMJudge(str(checkpoint), dtype="float64")
     with pytest.raises(ValueError, match="batch_size"):
         PairRMJudge(str(checkpoint), batch_size=0)
+    with pytest.raises(ValueError, match="batch_tokens"):
+        PairRMJudge(str(checkpoint), batch_tokens=0)
 
 
 def test_half_precision_runs_close_to_float32(checkpoint, judgement):
     judge = PairRMJudge(str(checkpoint), dtype="bfloat16", **SETTINGS)
     assert next(judge.ranker.parameters()).dtype == torch.bfloat16
     assert np.abs(judge.judge(PROMPTS, CANDIDATES).scores - judgement.scores).max() < 0.05
+
+
+def test_marker_tokens_left_in_the_ids_are_refused(judge):
+    """Were a tokenizer to make a marker token out of other characters, encode refuses the text."""
+    t = judge.tokenizer
+    ids = [t.cls_token_id, t.source_prefix_id, t.source_prefix_id, t.sep_token_id]
+    with pytest.raises(ValueError, match="PairRM cannot read 'odd prompt'"):
+        judge._check_markers(["odd prompt"], [ids], (1, None, 0, 0, 1))
+    judge._check_markers(["fine"], [[t.cls_token_id, t.source_prefix_id, t.sep_token_id]], (1, None, 0, 0, 1))

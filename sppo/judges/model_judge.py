@@ -27,9 +27,10 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def check_batch_size(batch_size: int) -> int:
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+def check_batch_size(batch_size: int, name: str = "batch_size") -> int:
+    """``batch_size`` when it is a positive integer, else a ValueError naming the setting ``name``."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"{name} must be a positive integer, got {batch_size!r}")
     return batch_size
 
 

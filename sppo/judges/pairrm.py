@@ -99,9 +99,7 @@ class PairRMJudge(Judge):
         self.dtype = dtype
         self.torch_dtype = torch_dtype(dtype)
         self.batch_size = check_batch_size(batch_size)
-        if not isinstance(batch_tokens, int) or batch_tokens < 1:
-            raise ValueError(f"batch_tokens must be a positive integer, got {batch_tokens!r}")
-        self.batch_tokens = batch_tokens
+        self.batch_tokens = check_batch_size(batch_tokens, "batch_tokens")
         self.device = resolve_device(device)
         self.source_max_length = source_max_length
         self.candidate_max_length = candidate_max_length
@@ -151,8 +149,9 @@ class PairRMJudge(Judge):
         # The collator's response budget: candidate_max_length + (source_max_length − source tokens) // 2.
         budgets = [self.candidate_max_length + (self.source_max_length - len(s)) // 2 for s in sources]
         flat, cut_responses = self._tokenize(response_texts, [b for b in budgets for _ in range(k)])
+        self._check_markers(source_texts, sources, (1, None, 0, 0, 1))  # <|candidate|> here is harmless
+        self._check_markers(response_texts, flat, (0, 1, 0, 0, 1))
         responses = [flat[n * k : (n + 1) * k] for n in range(len(prompts))]
-        self._check_markers(sources, responses)
         truncated = {"prompts": cut_prompts, "responses": cut_responses}
         if replaced + replaced_responses:
             truncated["prefix_tokens_replaced"] = replaced + replaced_responses
@@ -191,22 +190,19 @@ class PairRMJudge(Judge):
             out.append(ids)
         return out, cut
 
-    def _check_markers(self, sources: list[list[int]], responses: list[list[list[int]]]) -> None:
-        """Each source holds one source prefix and one [SEP], each response one candidate prefix and one
-        [SEP], and none holds another prefix: what ``_forward`` needs to find them (a tokenizer that
-        normalizes text could still make one from other characters)."""
+    def _check_markers(self, texts: list[str], ids: list[list[int]], expected: tuple) -> None:
+        """Each text's count of the tokens (<|source|>, <|candidate|>, <|candidate1|>, <|candidate2|>,
+        [SEP]) is ``expected`` (None: any), as ``_forward`` needs to find them; else a ValueError naming
+        the text (a tokenizer that normalizes text could make a marker from other characters)."""
         t = self.tokenizer
         markers = [t.source_prefix_id, t.cand_prefix_id, t.cand1_prefix_id, t.cand2_prefix_id, t.sep_token_id]
-        expected_source = (1, None, 0, 0, 1)  # <|candidate|> in a prompt is harmless
-        expected_response = (0, 1, 0, 0, 1)
-        for n, source in enumerate(sources):
-            for ids, expected in [(source, expected_source)] + [(r, expected_response) for r in responses[n]]:
-                counts = tuple(ids.count(m) for m in markers)
-                if any(e is not None and c != e for c, e in zip(counts, expected, strict=True)):
-                    raise ValueError(
-                        f"prompt {n}: a text has PairRM's marker tokens <|source|>, <|candidate|>, "
-                        f"<|candidate1|>, <|candidate2|>, [SEP] {counts} times; PairRM cannot read it"
-                    )
+        for text, seq in zip(texts, ids, strict=True):
+            counts = tuple(seq.count(m) for m in markers)
+            if any(e is not None and c != e for c, e in zip(counts, expected, strict=True)):
+                raise ValueError(
+                    f"PairRM cannot read {text[:80]!r}: it has the marker tokens <|source|>, <|candidate|>, "
+                    f"<|candidate1|>, <|candidate2|>, [SEP] {counts} times, where {expected} is needed"
+                )
 
     def _forward_pairs(self, sources: list, firsts: list, seconds: list) -> np.ndarray:
         """M[n, i, j] for the pairs (source, first, second), by one call of the ranker's ``_forward``."""
