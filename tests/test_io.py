@@ -1,5 +1,8 @@
 """Malformed files name the file and the line; writes are atomic."""
 
+import os
+import stat
+
 import pytest
 
 from sppo import io
@@ -59,6 +62,18 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
         raise RuntimeError
     assert (target / "weights").read_text() == "v1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_outputs_get_the_umask_mode_not_a_private_one(tmp_path):
+    old = os.umask(0o022)
+    try:
+        io.write_json(tmp_path / "m.json", {"a": 1})
+        with io.atomic_dir(tmp_path / "model") as tmp:
+            (tmp / "w").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
 
 
 def test_canonical_json_is_stable():
