@@ -3,6 +3,7 @@ import os
 import shlex
 
 from sppo.io import dumps
+from sppo.job import put_interpreter_on_path
 
 
 wildcard_constraints:
@@ -10,6 +11,8 @@ wildcard_constraints:
     s=r"\d+",
 
 
+# Shell rules call `python`: make it the interpreter running Snakemake (see sppo.job).
+put_interpreter_on_path(workflow.deployment_settings.deployment_method)
 ITERATIONS = config["iterations"]
 SHARDS = config["shards"]
 MODEL_ENV = "../envs/model.yaml"
@@ -56,6 +59,18 @@ def judge_settings(role):
     """The judge section restricted to the judge of ``role``, so that changing the other one reruns nothing here."""
     name = config["judge"][role]
     return {role: name, name: config["judge"].get(name, {})}
+
+
+def reflogp_settings():
+    """The train keys the reflogp stage reads: changing any other train key does not rerun it."""
+    keys = ("max_length", "max_prompt_length", "per_device_batch_size")
+    return {key: config["train"][key] for key in keys}
+
+
+def answer_settings():
+    """The evaluate keys that shape π_t's answers (not the bootstrap, which only the metrics use)."""
+    keys = ("max_new_tokens", "temperature", "top_p", "batch_size")
+    return {key: config["evaluate"][key] for key in keys}
 
 
 def iteration_outputs(n):
@@ -117,7 +132,7 @@ def train_resources():
 
 
 def train_launcher():
-    """python for one process; torchrun with one process per GPU or CPU slot otherwise.
+    """Python for one process; torchrun with one process per GPU or CPU slot otherwise.
 
     On several nodes srun starts one torchrun per node; they meet (c10d) at the node this command
     runs on, the job's first (the SLURM plugin's job step hides SLURM_JOB_NODELIST, so: hostname).

@@ -18,7 +18,7 @@ rule evaluate_answers:
         model=evaluated_policy,
         model_config=config["model"],
         name=lambda wildcards: policy_name(wildcards.t),
-        settings=config["evaluate"],
+        settings=answer_settings(),
         seed=config["seed"],
     script:
         "../scripts/evaluate_answers.py"

@@ -16,6 +16,6 @@ rule reflogp:
     params:
         model=parent_policy,
         model_config=config["model"],
-        settings=config["train"],
+        settings=reflogp_settings(),
     script:
         "../scripts/reflogp.py"

@@ -18,7 +18,6 @@ rule train:
     params:
         model=parent_policy,
         launcher=train_launcher(),
-        settings=config["train"],
         settings_json=quoted_json(config["train"]),
         model_config_json=quoted_json(config["model"]),
         seed=config["seed"],

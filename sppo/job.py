@@ -41,6 +41,17 @@ def start(log_path: str, threads: int = 1) -> logging.Logger:
     return logging.getLogger("sppo")
 
 
+def put_interpreter_on_path(deployment_methods) -> None:
+    """Without conda environments, put the bin directory of the interpreter running Snakemake first on
+    PATH, which every job inherits: shell rules then call the same `python` as `script:` rules, also
+    when its venv is not activated. (Not a rule param: a moved venv must not rerun anything.)"""
+    if any("conda" in str(method).lower() for method in deployment_methods):
+        return
+    bindir = os.path.dirname(sys.executable)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bindir:
+        os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
+
+
 def finish(snakemake) -> None:
     """Write the provenance record of this job (its outputs, inputs, params, code and software)."""
     from sppo.provenance import record

@@ -97,6 +97,20 @@ def test_changed_generation_setting_reruns_only_what_depends_on_it(copy_run):
     }
 
 
+def test_changed_training_setting_keeps_reference_logps(copy_run):
+    run = copy_run()
+    write_config(run, {"train": {"learning_rate": 2.0e-3}})
+    jobs = scheduled_jobs(run, "iter3")
+    # π_1 changes, so iterations 2 and 3 regenerate; iteration 1's data and reference log-probs stay.
+    assert jobs["train"] == 3 and jobs["reflogp"] == 2 and jobs["generate"] == 4
+
+
+def test_changed_bootstrap_reruns_only_the_metrics(copy_run):
+    run = copy_run()
+    write_config(run, {"evaluate": {"bootstrap_samples": 500}})
+    assert scheduled_jobs(run, "iter3") == {"evaluate": 4, "summary": 1, "iter3": 1}
+
+
 def test_report_shows_the_summary(copy_run):
     run = copy_run()
     snakemake(run, "iter3", "--report", "report.html")
