@@ -8,20 +8,13 @@ log = job.start(snakemake.log[0], snakemake.threads)
 settings = snakemake.params.settings
 prompts = io.read_jsonl(snakemake.input.prompts, required=["id", "prompt"])
 model, tokenizer = models.load_policy(snakemake.params.model, snakemake.params.model_config)
-rows = []
-for index, start in enumerate(range(0, len(prompts), settings["batch_size"])):
-    batch = prompts[start : start + settings["batch_size"]]
-    answers = generate.sample(
-        model,
-        tokenizer,
-        [r["prompt"] for r in batch],
-        seed=generate.batch_seed(snakemake.params.seed, index),
-        temperature=settings["temperature"],
-        top_p=settings["top_p"],
-        max_new_tokens=settings["max_new_tokens"],
-    )
-    rows += [{"id": r["id"], "prompt": r["prompt"], "output": a} for r, a in zip(batch, answers, strict=True)]
-    log.info("answered %d/%d prompts", len(rows), len(prompts))
+# One sample per prompt, drawn as the generate stage draws sample k, with the run's seed.
+one_sample = {**settings, "k": 1, "sample_seeds": [snakemake.params.seed]}
+batches = generate.shard_rows(prompts, 0, 1, settings["batch_size"])
+rows = [
+    {"id": r["id"], "prompt": r["prompt"], "output": r["responses"][0]}
+    for r in generate.generate_shard(model, tokenizer, batches, one_sample)
+]
 io.write_jsonl(snakemake.output.answers, rows)
 io.write_json(snakemake.output.alpaca_eval, evaluate.alpaca_eval_outputs(rows, snakemake.params.name))
 job.finish(snakemake)

@@ -7,11 +7,14 @@ snakemake = snakemake  # noqa: F821 (provided by Snakemake)
 log = job.start(snakemake.log[0], snakemake.threads)
 
 judge = load_judge(snakemake.params.judge, "train")
-log.info("judge: %s", judge.identity())
+identity = judge.identity()  # hashes the judge's weights: once
+log.info("judge: %s", identity)
 rows, truncated = rank.rank_rows(
-    judge, io.read_jsonl(snakemake.input[0], required=["id", "prompt", "responses"])
+    judge,
+    io.read_jsonl(snakemake.input[0], required=["id", "prompt", "responses"]),
+    snakemake.params.chunk_prompts,
 )
 log.info("inputs cut to the judge's length limits: %s", truncated or "none")
 io.write_jsonl(snakemake.output.ranked, rows)
-io.write_json(snakemake.output.judge, {"judge": judge.identity(), "truncated": truncated})
+io.write_json(snakemake.output.judge, {"judge": identity, "truncated": truncated})
 job.finish(snakemake)

@@ -14,11 +14,12 @@ from sppo.judges import Judge
 log = logging.getLogger(__name__)
 
 
-def rank_rows(judge: Judge, rows: list[dict], batch_size: int = 64) -> tuple[list[dict], dict[str, int]]:
-    """Judge ``rows`` ({id, prompt, responses}) in chunks; return the ranked rows and truncation counts."""
+def rank_rows(judge: Judge, rows: list[dict], chunk_prompts: int) -> tuple[list[dict], dict[str, int]]:
+    """Judge ``rows`` ({id, prompt, responses}) ``chunk_prompts`` at a time (the judge batches within
+    a chunk; progress is logged after each); return the ranked rows and truncation counts."""
     out, truncated, started = [], {}, time.monotonic()
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
+    for start in range(0, len(rows), chunk_prompts):
+        chunk = rows[start : start + chunk_prompts]
         verdict = judge.judge([r["prompt"] for r in chunk], [r["responses"] for r in chunk])
         for key, n in verdict.truncated.items():
             truncated[key] = truncated.get(key, 0) + n
