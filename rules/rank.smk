@@ -15,5 +15,6 @@ rule rank:
         gpu=gpus("rank"),
     params:
         judge=judge_settings("train"),
+        chunk_prompts=config["judge"]["chunk_prompts"],
     script:
         "../scripts/rank.py"
