@@ -115,7 +115,7 @@ def arguments(settings: dict, out_dir: str, world_size: int, max_steps: int, see
         learning_rate=settings["learning_rate"],
         optim="rmsprop" if settings["optimizer"] == "rmsprop" else "adamw_torch",
         lr_scheduler_type=settings["lr_scheduler"],
-        warmup_ratio=settings["warmup_ratio"],
+        warmup_steps=settings["warmup_ratio"],  # transformers 5: a float in [0, 1) is a ratio
         weight_decay=settings["weight_decay"],
         max_grad_norm=settings["max_grad_norm"],
         max_steps=max_steps,

@@ -116,11 +116,31 @@ def test_env_has_everything_it_needs(name: str, project_pins: dict[str, Specifie
 
 
 def test_pyproject_pins_are_exact(project_pins: dict[str, SpecifierSet]) -> None:
-    # Everything is pinned with == except setuptools (an upper bound: alpaca-eval needs pkg_resources).
+    # Everything is pinned with == except setuptools (an upper bound: alpaca-eval needs pkg_resources)
+    # and torch (a range: 2.13 is the CPU wheel ./run installs, the vllm extra needs 2.14).
     loose = {
         pkg: str(spec)
         for pkg, spec in project_pins.items()
-        if pkg != "setuptools" and not (len(spec) == 1 and next(iter(spec)).operator == "==")
+        if pkg not in ("setuptools", "torch") and not (len(spec) == 1 and next(iter(spec)).operator == "==")
     }
     assert not loose, f"pyproject.toml dependencies not pinned exactly: {loose}"
     assert str(project_pins["setuptools"]) == "<81"
+    assert Version("2.13.0") in project_pins["torch"] and Version("2.14.0") in project_pins["torch"]
+
+
+def test_vllm_extra_fits_the_environment(project_pins: dict[str, SpecifierSet]) -> None:
+    """vllm 0.33.0's own requirements (from its wheel's metadata) admit the project's pins."""
+    extra = _pins(_pyproject()["project"]["optional-dependencies"]["vllm"])
+    assert str(extra["vllm"]) == "==0.33.0"
+    # vllm 0.33.0 requires torch==2.14.0, transformers>=5.16.1,<5.21.0, tokenizers>=0.23.2, and (through
+    # mistral-common, on Python <= 3.12) numpy<2.4.
+    needs = {
+        "torch": ("2.14.0", SpecifierSet("==2.14.0")),
+        "transformers": (None, SpecifierSet(">=5.16.1,<5.21.0")),
+        "tokenizers": (None, SpecifierSet(">=0.23.2")),
+        "numpy": (None, SpecifierSet("<2.4")),
+    }
+    for pkg, (version, spec) in needs.items():
+        ours = project_pins[pkg]
+        pinned = version or next(iter(ours)).version
+        assert Version(pinned) in ours and Version(pinned) in spec, f"{pkg}: {ours} vs vllm's {spec}"

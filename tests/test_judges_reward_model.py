@@ -55,7 +55,9 @@ def test_matches_direct_forward_with_chat_template(checkpoint, judgement):
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     ids = [
-        tokenizer.apply_chat_template([{"role": "user", "content": x}, {"role": "assistant", "content": y}])
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": x}, {"role": "assistant", "content": y}], return_dict=True
+        )["input_ids"]
         for x, row in zip(PROMPTS, CANDIDATES, strict=True)
         for y in row
     ]

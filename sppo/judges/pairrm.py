@@ -23,6 +23,10 @@ exactly the same model inputs and gets the same M:
    the padding to the end and puts ``<|candidate1|>``/``<|candidate2|>`` in place), under
    ``torch.inference_mode``.
 
+llm-blender 0.0.2 is used under transformers 5 through :mod:`sppo.judges.pairrm_compat` (three
+in-memory fixes; the tests hold both this judge and ``Blender.rank`` to golden scores made under
+transformers 4.57.6).
+
 One deliberate difference: llm-blender crashes (a tensor size mismatch) on a text holding one of
 its prefix tokens (``<|source|>``, ``<|candidate1|>``, ``<|candidate2|>`` anywhere, ``<|candidate|>``
 in a response), as each must occur once per pair. This judge replaces them by a space, as
@@ -36,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sppo.judges import pairrm_compat
 from sppo.judges.base import Judge, Judgement, scores_from_logits
 from sppo.judges.model_judge import (
     check_batch_size,

@@ -48,34 +48,66 @@ def _unigram_tokenizer(specials: list[str], unk: str, template: str) -> Tokenize
     return tokenizer
 
 
-def _deberta_tokenizer():
-    """DeBERTa-v3's special tokens and layout ([PAD] 0, [CLS] 1, [SEP] 2, [UNK] 3; [CLS] x [SEP])."""
-    from transformers import DebertaV2TokenizerFast
+# DeBERTa-v3's SentencePiece layout: [PAD] 0, [CLS] 1, [SEP] 2, [UNK] 3 ([MASK] comes after the pieces).
+_DEBERTA_SPECIALS = ["[PAD]", "[CLS]", "[SEP]", "[UNK]"]
 
-    specials = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
-    return DebertaV2TokenizerFast(
-        tokenizer_object=_unigram_tokenizer(specials, "[UNK]", "[CLS] $A [SEP]"),
-        bos_token="[CLS]",
-        eos_token="[SEP]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        mask_token="[MASK]",
-        do_lower_case=False,
+
+def _nmt_nfkc_spec():
+    """SentencePiece's own ``nmt_nfkc`` normalizer (NFKC plus its whitespace rules, as a precompiled
+    character map), the one microsoft/deberta-v3's spm.model carries; taken from a throwaway model
+    that SentencePiece trains on a few words."""
+    import io
+
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    buffer = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(_WORDS * 4),
+        model_writer=buffer,
+        model_type="char",
+        vocab_size=len(set("".join(_WORDS))) + 3,
+        normalization_rule_name="nmt_nfkc",
+        minloglevel=2,
     )
+    return pb.ModelProto.FromString(buffer.getvalue()).normalizer_spec
 
 
-def _tiny_deberta(vocab_size: int, initializer_range: float):
+def _write_spm_model(path: Path) -> None:
+    """An spm.model in DeBERTa-v3's layout over :func:`_vocabulary`, normalizing as nmt_nfkc does."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    piece_type = pb.ModelProto.SentencePiece.Type
+    model = pb.ModelProto()
+    model.normalizer_spec.CopyFrom(_nmt_nfkc_spec())
+    trainer = model.trainer_spec
+    trainer.model_type = pb.TrainerSpec.UNIGRAM
+    trainer.pad_id, trainer.bos_id, trainer.eos_id, trainer.unk_id = range(4)
+    trainer.pad_piece, trainer.bos_piece, trainer.eos_piece, trainer.unk_piece = _DEBERTA_SPECIALS
+    for piece, score in _vocabulary(_DEBERTA_SPECIALS):
+        kind = piece_type.UNKNOWN if piece == "[UNK]" else piece_type.CONTROL
+        model.pieces.add(piece=piece, score=score, type=kind if piece in _DEBERTA_SPECIALS else piece_type.NORMAL)
+    path.write_bytes(model.SerializeToString())
+
+
+def _save_deberta_tokenizer(backbone: Path):
+    """Save DeBERTa-v3's tokenizer files as the hub has them (spm.model, tokenizer_config.json, no
+    tokenizer.json), so that the installed transformers converts it as it converts the real one, and
+    return the tokenizer loaded from there."""
+    from transformers import AutoTokenizer
+
+    backbone.mkdir(parents=True, exist_ok=True)
+    _write_spm_model(backbone / "spm.model")
+    (backbone / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False, "vocab_type": "spm"}))
+    return AutoTokenizer.from_pretrained(backbone)
+
+
+def _tiny_deberta(vocab_size: int, size: dict):
     """The DeBERTa-v3 layout at toy size: relative attention, 256 position buckets, no absolute positions."""
     from transformers import DebertaV2Config, DebertaV2Model
 
     config = DebertaV2Config(
         vocab_size=vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
         relative_attention=True,
         position_buckets=256,
         max_relative_positions=-1,
@@ -83,10 +115,23 @@ def _tiny_deberta(vocab_size: int, initializer_range: float):
         position_biased_input=False,
         norm_rel_ebd="layer_norm",
         share_att_key=True,
-        initializer_range=initializer_range,
         pad_token_id=0,
+        **size,
     )
     return DebertaV2Model(config)
+
+
+def _fill(model: torch.nn.Module, seed: int, std: float) -> None:
+    """Overwrite every parameter from one seeded generator, in sorted name order: norm weights
+    1 + 0.1·N(0, 1), every other parameter std·N(0, 1). The weights then depend on the seed and the
+    parameter shapes only, not on how a transformers release initializes a model, so the same
+    checkpoint comes out under transformers 4 and 5 (golden scores rely on it)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in sorted(model.named_parameters()):
+            noise = torch.randn(param.shape, generator=generator, dtype=torch.float32)
+            norm = param.dim() == 1 and "LayerNorm.weight" in name
+            param.copy_(1 + 0.1 * noise if norm else std * noise)
 
 
 def _ranker_config(backbone: Path) -> dict:
@@ -111,26 +156,38 @@ def _ranker_config(backbone: Path) -> dict:
     }
 
 
-def build_tiny_pairrm(out_dir: str | Path, seed: int = 0, initializer_range: float = 0.5) -> Path:
-    """Write a tiny PairRM checkpoint to ``out_dir`` and return it.
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+# A few million parameters (3.4M), deep and wide enough that float rounding differences would show.
+SMALL = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024}
+
+
+def build_tiny_pairrm(out_dir: str | Path, seed: int = 0, std: float = 0.5, size: dict | None = None) -> Path:
+    """Write a PairRM checkpoint with a DeBERTa-v2 backbone of ``size`` (default :data:`TINY`) to
+    ``out_dir`` and return it.
 
     The ranker (backbone with PairRM's four prefix tokens added, plus the pairwise head) is built by
     llm-blender's own ``load_ranker`` from the saved backbone, so its layout is exactly what
-    ``Blender.loadranker(out_dir)`` expects. With the default initializer_range 0.02 every score
-    is ~1e-5 (all ties); 0.5 spreads them.
+    ``Blender.loadranker(out_dir)`` expects; its weights are then set by :func:`_fill`. A small ``std``
+    (0.02, BERT's usual) makes every score ~1e-5 (all ties); 0.5 spreads them.
     """
     import safetensors.torch
+
+    from sppo.judges import pairrm_compat
+
+    pairrm_compat.apply()
     from llm_blender.blender.blender_utils import load_ranker
     from llm_blender.pair_ranker.config import RankerConfig
 
     out = Path(out_dir)
     backbone = out / "backbone"
-    torch.manual_seed(seed)
-    tokenizer = _deberta_tokenizer()
-    _tiny_deberta(len(tokenizer), initializer_range).save_pretrained(backbone)
-    tokenizer.save_pretrained(backbone)
+    # Stored in float16, as microsoft/deberta-v3-large (PairRM's backbone) is: PairRM's float32 weights
+    # must not be cast down when they are loaded over it (see sppo.judges.pairrm_compat).
+    _tiny_deberta(len(_vocabulary(_DEBERTA_SPECIALS)) + 1, size or TINY).half().save_pretrained(backbone)
+    tokenizer = _save_deberta_tokenizer(backbone)
+    assert len(tokenizer) == len(_vocabulary(_DEBERTA_SPECIALS)) + 1, "the vocabulary plus [MASK]"
     config = _ranker_config(backbone)
     ranker, _, _ = load_ranker(RankerConfig.from_dict(config))
+    _fill(ranker, seed, std)
     safetensors.torch.save_model(ranker, str(out / "model.safetensors"))
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return out
