@@ -23,8 +23,8 @@ from sppo.generate import batch_seed, sample_seeds
 log = logging.getLogger(__name__)
 
 MISSING = (
-    "generate.backend is 'vllm' but vllm is not installed in this job's environment; install it on "
-    "a GPU machine (see README: vllm needs transformers 5, the PairRM judge transformers 4) or set "
+    "generate.backend is 'vllm' but vllm is not installed in this job's environment; on a GPU machine "
+    "install the project with its vllm extra (SPPO_EXTRAS=dev,vllm ./run ..., see README) or set "
     "generate.backend: transformers"
 )
 
@@ -87,7 +87,7 @@ def generate_shard(model_path: str, model_config: dict, batches, settings: dict)
     prompts = [{"prompt_token_ids": ids} for _, ids, kwargs in todo for _ in kwargs]
     params = [vllm.SamplingParams(**kw) for _, _, kwargs in todo for kw in kwargs]
     started = time.monotonic()
-    outputs = iter(llm.generate(prompts, params))
+    outputs = iter(llm.generate(prompts, params, use_tqdm=False))
     rows = [
         {
             "id": row["id"],

@@ -1,6 +1,13 @@
 """The vllm generation backend without vllm: its requests (per-sample seeds independent of shards,
 chat-templated token ids), its rows (through a stand-in vllm module), and the clear error a run gets
-where vllm is not installed."""
+where vllm is not installed.
+
+vllm needs a GPU stack to install, so the stand-in mirrors vllm 0.33.0's signatures as released
+(read from the wheel): ``SamplingParams`` is a msgspec Struct that refuses unknown keywords and checks
+its values; ``LLM(model, *, ...)`` takes keyword-only settings and hands the rest to ``EngineArgs``,
+a dataclass that refuses unknown ones; ``LLM.generate(prompts, sampling_params, *, use_tqdm)`` takes
+token prompts as ``{"prompt_token_ids": [int, ...]}`` and one SamplingParams per prompt, and returns
+RequestOutputs in input order."""
 
 from __future__ import annotations
 
@@ -60,21 +67,72 @@ def test_requests_do_not_depend_on_the_shards(tiny_model_dir):
     )
 
 
+class FakeSamplingParams:
+    """vllm 0.33.0's SamplingParams (vllm/sampling_params.py): the fields used here, their defaults
+    (n 1, temperature 1.0, top_p 1.0, seed None, max_tokens 16), unknown keywords refused, and the
+    checks of ``_verify_args``."""
+
+    def __init__(self, *, n=1, temperature=1.0, top_p=1.0, seed=None, max_tokens=16, **unknown):
+        if unknown:
+            raise TypeError(f"Unexpected keyword argument {next(iter(unknown))!r}")
+        assert isinstance(n, int) and n >= 1
+        assert 0 <= temperature <= 2 and 0 < top_p <= 1
+        assert max_tokens is None or max_tokens >= 1
+        self.n, self.temperature, self.top_p, self.seed, self.max_tokens = (
+            n,
+            temperature,
+            top_p,
+            seed,
+            max_tokens,
+        )
+
+
+# The EngineArgs fields (vllm/engine/arg_utils.py) that LLM(**kwargs) may receive here.
+ENGINE_ARGS = {"enable_prefix_caching"}
+
+
 class FakeLLM:
-    """Stands in for vllm.LLM: answers each request with its prompt length and seed."""
+    """Stands in for vllm.LLM (vllm/entrypoints/llm.py): answers each request with its prompt length
+    and seed."""
 
     made: dict = {}
 
-    def __init__(self, **kwargs):
-        FakeLLM.made = kwargs
+    def __init__(
+        self,
+        model: str,
+        *,
+        trust_remote_code=False,
+        tensor_parallel_size=1,
+        dtype="auto",
+        revision=None,
+        seed=0,
+        gpu_memory_utilization=0.92,
+        **kwargs,
+    ):
+        if set(kwargs) - ENGINE_ARGS:
+            raise TypeError(
+                f"EngineArgs.__init__() got unexpected keyword arguments {set(kwargs) - ENGINE_ARGS}"
+            )
+        FakeLLM.made = {
+            "model": model,
+            "trust_remote_code": trust_remote_code,
+            "tensor_parallel_size": tensor_parallel_size,
+            "dtype": dtype,
+            "revision": revision,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            **kwargs,
+        }
 
-    def generate(self, prompts, params):
-        assert len(prompts) == len(params)
+    def generate(self, prompts, sampling_params=None, *, use_tqdm=True):
+        assert len(prompts) == len(sampling_params)  # else vllm raises VLLMValidationError
+        for prompt in prompts:
+            ids = prompt["prompt_token_ids"]
+            assert isinstance(ids, list) and all(type(i) is int for i in ids)
         return [
             types.SimpleNamespace(
                 outputs=[types.SimpleNamespace(text=f"{len(p['prompt_token_ids'])}:{sp.seed}")]
             )
-            for p, sp in zip(prompts, params, strict=True)
+            for p, sp in zip(prompts, sampling_params, strict=True)
         ]
 
 
@@ -82,7 +140,7 @@ class FakeLLM:
 def fake_vllm(monkeypatch):
     module = types.ModuleType("vllm")
     module.LLM = FakeLLM
-    module.SamplingParams = types.SimpleNamespace
+    module.SamplingParams = FakeSamplingParams
     monkeypatch.setitem(sys.modules, "vllm", module)
     return module
 
@@ -98,6 +156,8 @@ def test_rows_pair_each_response_with_its_prompt_and_sample(fake_vllm, tiny_mode
     assert FakeLLM.made["tensor_parallel_size"] == 2
     assert FakeLLM.made["gpu_memory_utilization"] == 0.8
     assert FakeLLM.made["dtype"] == "bfloat16"
+    assert FakeLLM.made["enable_prefix_caching"] is True
+    assert FakeLLM.made["model"] == str(tiny_model_dir)
 
 
 def test_missing_vllm_is_a_clear_error(monkeypatch):

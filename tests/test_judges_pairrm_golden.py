@@ -39,7 +39,8 @@ def test_golden_scores_come_from_transformers_4():
 def case(request, tmp_path_factory):
     """A golden case with its checkpoint rebuilt here (the weights must be the very same bytes)."""
     golden = CASES[request.param]
-    path = build_tiny_pairrm(tmp_path_factory.mktemp(golden["name"]), seed=golden["seed"], size=golden["size"])
+    out = tmp_path_factory.mktemp(golden["name"])
+    path = build_tiny_pairrm(out, seed=golden["seed"], size=golden["size"])
     weights = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
     assert weights == golden["weights_sha256"], "the rebuilt checkpoint differs from the golden one"
     return golden, path

@@ -165,6 +165,22 @@ def test_vllm_generation_asks_for_its_tensor_parallel_gpus(workflow):
     assert gpus == {"2"}
 
 
+def test_gpu_smoke_config_plans_iter1_on_one_gpu(workflow):
+    """config/gpu-smoke.yaml (run by .ci/gpu-smoke on a GPU machine): vLLM, bf16, PairRM on cuda, one
+    GPU per model job; here only planned, with the tiny PairRM checkpoint the script builds first."""
+    from sppo.judges.tiny import build_tiny_pairrm
+
+    config = validate(raw_config(REPO / "config" / "gpu-smoke.yaml"))
+    assert config["generate"]["backend"] == "vllm" and config["judge"]["train"] == "pairrm"
+    assert config["model"]["dtype"] == "bfloat16" and config["train"]["bf16"] is True
+    build_tiny_pairrm(workflow / "pairrm")
+    proc = snakemake(workflow, "iter1", "--configfile", "config/gpu-smoke.yaml", "--cores", "16", "-n")
+    jobs = dry_run_jobs(proc.stdout + proc.stderr)
+    assert {j["rule"] for j in jobs} >= {"basemodel", "generate", "rank", "train", "evaluate_answers"}
+    gpus = {j["rule"]: j["resources"].get("gpu") for j in jobs if j["rule"] != "basemodel"}
+    assert {gpus[rule] for rule in ("generate", "rank", "reflogp", "train", "evaluate_answers")} == {"1"}
+
+
 class FakeJob(SimpleNamespace):
     """What the SLURM plugin reads of a job: resources (mapping and attributes) and threads."""
 

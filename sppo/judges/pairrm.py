@@ -63,6 +63,7 @@ def _load_blender(path: str, device: str, source_max_length: int, candidate_max_
 
     fp16=False: on cuda, loadranker would otherwise cast the float32 weights to float16
     (RankerConfig.fp16 defaults to true), and casting back to the configured dtype would not restore them."""
+    pairrm_compat.apply()  # before llm_blender is imported: it cannot import under transformers 5 without
     from llm_blender import Blender, BlenderConfig
 
     blender = Blender(BlenderConfig(device=device, use_tqdm=False))

@@ -86,7 +86,9 @@ def _write_spm_model(path: Path) -> None:
     trainer.pad_piece, trainer.bos_piece, trainer.eos_piece, trainer.unk_piece = _DEBERTA_SPECIALS
     for piece, score in _vocabulary(_DEBERTA_SPECIALS):
         kind = piece_type.UNKNOWN if piece == "[UNK]" else piece_type.CONTROL
-        model.pieces.add(piece=piece, score=score, type=kind if piece in _DEBERTA_SPECIALS else piece_type.NORMAL)
+        model.pieces.add(
+            piece=piece, score=score, type=kind if piece in _DEBERTA_SPECIALS else piece_type.NORMAL
+        )
     path.write_bytes(model.SerializeToString())
 
 
