@@ -118,6 +118,12 @@ def gpus(step):
     return 1
 
 
+def gpu_resources(step):
+    """The resources gpu (see gpus) and tasks_per_gpu 0. The SLURM plugin (2.6) otherwise adds
+    --ntasks-per-gpu=1 to every GPU job: as many tasks, each with all the job's CPUs, as GPUs."""
+    return {"gpu": gpus(step), "tasks_per_gpu": 0}
+
+
 def train_resources():
     """Resources of a train job: its GPUs; on several nodes also nodes, tasks and "mpi".
 
@@ -126,7 +132,7 @@ def train_resources():
     """
     nodes, per_node = config["train"]["nodes"], gpus("train")
     if nodes == 1:
-        return {"gpu": per_node}
+        return gpu_resources("train")
     extra = {"gres": f"gpu:{per_node}", "tasks_per_gpu": 0} if per_node else {}
     return {"nodes": nodes, "tasks": nodes, "mpi": "srun", **extra}
 

@@ -13,7 +13,7 @@ rule evaluate_answers:
         MODEL_ENV
     threads: config["threads"]
     resources:
-        gpu=gpus("evaluate_answers"),
+        **gpu_resources("evaluate_answers"),
     params:
         model=evaluated_policy,
         model_config=config["model"],
@@ -38,7 +38,7 @@ rule evaluate:
         MODEL_ENV
     threads: config["threads"]
     resources:
-        gpu=gpus("evaluate"),
+        **gpu_resources("evaluate"),
     params:
         judge=judge_settings("eval"),
         name=lambda wildcards: policy_name(wildcards.t),

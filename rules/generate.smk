@@ -12,7 +12,7 @@ rule generate:
         MODEL_ENV
     threads: config["threads"]
     resources:
-        gpu=gpus("generate"),
+        **gpu_resources("generate"),
     params:
         model=parent_policy,
         model_config=config["model"],

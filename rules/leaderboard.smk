@@ -12,7 +12,7 @@ rule leaderboard:
         MODEL_ENV
     threads: config["threads"]
     resources:
-        gpu=gpus("leaderboard"),
+        **gpu_resources("leaderboard"),
     params:
         model=evaluated_policy,
         model_config=config["model"],

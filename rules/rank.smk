@@ -12,7 +12,7 @@ rule rank:
         MODEL_ENV
     threads: config["threads"]
     resources:
-        gpu=gpus("rank"),
+        **gpu_resources("rank"),
     params:
         judge=judge_settings("train"),
         chunk_prompts=config["judge"]["chunk_prompts"],

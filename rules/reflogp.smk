@@ -12,7 +12,7 @@ rule reflogp:
         MODEL_ENV
     threads: config["threads"]
     resources:
-        gpu=gpus("reflogp"),
+        **gpu_resources("reflogp"),
     params:
         model=parent_policy,
         model_config=config["model"],

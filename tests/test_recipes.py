@@ -139,6 +139,7 @@ def test_recipe_iter3_dag_and_slurm_resources(workflow, name):
             continue
         gpu, threads, mem_mb, runtime = RESOURCES[job["rule"]]
         res = job["resources"]
+        assert res["tasks_per_gpu"] == "0", job  # one task, whatever the GPU count (gpu_resources)
         assert (int(res["gpu"]), job["threads"], int(res["mem_mb"]), int(res["runtime"])) == (
             gpu,
             threads,
@@ -231,9 +232,11 @@ def test_two_node_training_is_one_srun_torchrun_per_node(workflow):
 
 
 def test_one_node_training_asks_for_all_its_gpus():
-    flags = sbatch_flags(FakeJob(64, gpu=8))
+    flags = sbatch_flags(FakeJob(64, gpu=8, tasks_per_gpu=0))  # what gpu_resources gives every GPU job
     assert " --gpus=8" in flags and " --cpus-per-task=64" in flags
     assert "--ntasks-per-gpu" not in flags and "--nodes" not in flags
+    # without tasks_per_gpu 0 the plugin would ask for one task (with all 64 CPUs) per GPU
+    assert " --ntasks-per-gpu=1" in sbatch_flags(FakeJob(64, gpu=8))
 
 
 def test_global_batch_must_fit_every_process_of_every_node():

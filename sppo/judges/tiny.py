@@ -124,16 +124,19 @@ def _tiny_deberta(vocab_size: int, size: dict):
 
 
 def _fill(model: torch.nn.Module, seed: int, std: float) -> None:
-    """Overwrite every parameter from one seeded generator, in sorted name order: norm weights
-    1 + 0.1·N(0, 1), every other parameter std·N(0, 1). The weights then depend on the seed and the
-    parameter shapes only, not on how a transformers release initializes a model, so the same
-    checkpoint comes out under transformers 4 and 5 (golden scores rely on it)."""
+    """Set every parameter as the usual initializations do, from one seeded generator in sorted name
+    order: the backbone's matrices and embeddings std·N(0, 1) (BERT-style), the ranker head's matrices
+    N(0, 1/(3·fan_in)) (the spread of torch's Linear default), norm weights 1, biases 0. The weights then
+    depend on the seed and the parameter shapes only, not on how a transformers release initializes a
+    model, so the same checkpoint comes out under transformers 4 and 5 (golden scores rely on it)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in sorted(model.named_parameters()):
-            noise = torch.randn(param.shape, generator=generator, dtype=torch.float32)
-            norm = param.dim() == 1 and "LayerNorm.weight" in name
-            param.copy_(1 + 0.1 * noise if norm else std * noise)
+            if param.dim() > 1:
+                scale = std if name.startswith("pretrained_model.") else (3 * param.shape[1]) ** -0.5
+                param.copy_(scale * torch.randn(param.shape, generator=generator, dtype=torch.float32))
+            else:
+                param.fill_(1.0 if "LayerNorm.weight" in name else 0.0)
 
 
 def _ranker_config(backbone: Path) -> dict:
@@ -163,14 +166,14 @@ TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "in
 SMALL = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024}
 
 
-def build_tiny_pairrm(out_dir: str | Path, seed: int = 0, std: float = 0.5, size: dict | None = None) -> Path:
+def build_tiny_pairrm(out_dir: str | Path, seed: int = 0, std: float = 0.3, size: dict | None = None) -> Path:
     """Write a PairRM checkpoint with a DeBERTa-v2 backbone of ``size`` (default :data:`TINY`) to
     ``out_dir`` and return it.
 
     The ranker (backbone with PairRM's four prefix tokens added, plus the pairwise head) is built by
     llm-blender's own ``load_ranker`` from the saved backbone, so its layout is exactly what
     ``Blender.loadranker(out_dir)`` expects; its weights are then set by :func:`_fill`. A small ``std``
-    (0.02, BERT's usual) makes every score ~1e-5 (all ties); 0.5 spreads them.
+    (0.02, BERT's usual) makes every score ~1e-5 (all ties); 0.3 spreads them.
     """
     import safetensors.torch
 
@@ -182,6 +185,7 @@ def build_tiny_pairrm(out_dir: str | Path, seed: int = 0, std: float = 0.5, size
 
     out = Path(out_dir)
     backbone = out / "backbone"
+    torch.manual_seed(seed)  # the backbone's own weights (replaced on loading by _fill) stay reproducible
     # Stored in float16, as microsoft/deberta-v3-large (PairRM's backbone) is: PairRM's float32 weights
     # must not be cast down when they are loaded over it (see sppo.judges.pairrm_compat).
     _tiny_deberta(len(_vocabulary(_DEBERTA_SPECIALS)) + 1, size or TINY).half().save_pretrained(backbone)
