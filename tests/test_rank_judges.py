@@ -1,14 +1,16 @@
-"""Model judges in the workflow: iter1 ranked and evaluated by a tiny PairRM, config checks, errors."""
+"""Model judges in the workflow: iter1 ranked (chat-templated prompts, as the authors) and evaluated by a
+tiny PairRM, config checks, errors."""
 
 import json
 
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, snakemake, write_config
+from conftest import REPO, copy_workflow, scheduled_jobs, snakemake, write_config
 
 from sppo import config as cfg
-from sppo import winprob
+from sppo import models, winprob
+from sppo.chat import render_prompt
 from sppo.judges.tiny import build_tiny_pairrm
 
 # Limits well below PairRM's 1224/412, so that the bundled prompts and the responses get cut.
@@ -24,6 +26,7 @@ def small_config(pairrm_path) -> dict:
         "judge": {
             "train": "pairrm",
             "eval": "pairrm",
+            "prompt_text": "chat_template",
             "pairrm": {"path": str(pairrm_path), "device": "cpu", **LIMITS},
         },
     }
@@ -66,10 +69,12 @@ def ranked_rows(run):
 
 
 def test_rank_scores_equal_blender_rank(pairrm_run, blender):
+    """The authors' call on the authors' inputs: prompts rendered with π_0's chat template."""
     rows = ranked_rows(pairrm_run)
     assert len(rows) == 24 and all(len(row["responses"]) == 3 for row in rows)
+    tokenizer = models.load_tokenizer(str(pairrm_run / "results/iter0/model"), {"trust_remote_code": False})
     expected = blender.rank(
-        [row["prompt"] for row in rows],
+        [render_prompt(tokenizer, row["prompt"]) for row in rows],
         [row["responses"] for row in rows],
         return_scores=True,
         batch_size=1,
@@ -99,6 +104,22 @@ def test_judge_identity_recorded(pairrm_run, pairrm_dir):
         metrics = json.loads((pairrm_run / f"results/iter{t}/evaluate/metrics.json").read_text())
         assert metrics["judge"]["name"] == "pairrm" and metrics["judge"]["weights_sha256"] == sha
     assert metrics["n_prompts"] == 8
+
+
+def test_rank_reads_the_policys_tokenizer_as_an_input(pairrm_run, tmp_path):
+    record = json.loads((pairrm_run / "results/provenance/iter1/rank/shard0.jsonl.json").read_text())
+    assert "results/iter0/model" in record["inputs"]
+    assert record["params"]["prompt"] == {
+        "text": "chat_template",
+        "tokenizer": "results/iter0/model",
+        "revision": None,
+        "trust_remote_code": False,
+    }
+    judge = json.loads((pairrm_run / "results/iter1/rank/shard0.judge.json").read_text())
+    assert judge["prompt_text"] == "chat_template"
+    raw = tmp_path / "raw.yaml"
+    raw.write_text("judge:\n  prompt_text: raw\n")
+    assert scheduled_jobs(pairrm_run, "iter1", "--configfile", str(raw))["rank"] == 2  # params changed
 
 
 def test_truncation_counts_logged(pairrm_run):
