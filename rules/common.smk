@@ -62,8 +62,8 @@ def judge_settings(role):
 
 
 def judge_prompt(wildcards):
-    """What the rank stage's judge reads as the prompt (judge.prompt_text): for chat_template, also
-    the tokenizer that renders it, π_{t−1}'s (the policy that wrote the responses), and how to load it."""
+    """The prompt text the rank stage's judge reads (judge.prompt_text); for chat_template also
+    the tokenizer of π_{t−1} (whose responses are judged) and how to load it."""
     text = config["judge"]["prompt_text"]
     if text == "raw":
         return {"text": text}
