@@ -1,6 +1,7 @@
 """Model judges in the workflow: iter1 ranked (chat-templated prompts, as the authors) and evaluated by a
 tiny PairRM, config checks, errors."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import yaml
 from conftest import REPO, copy_workflow, scheduled_jobs, snakemake, write_config
 
 from sppo import config as cfg
-from sppo import models, winprob
+from sppo import evaluate, models, winprob
 from sppo.chat import render_prompt
 from sppo.judges.tiny import build_tiny_pairrm
 
@@ -93,8 +94,6 @@ def test_stored_logits_are_consistent_with_scores(pairrm_run):
 
 
 def test_judge_identity_recorded(pairrm_run, pairrm_dir):
-    import hashlib
-
     sha = hashlib.sha256((pairrm_dir / "model.safetensors").read_bytes()).hexdigest()
     rank = json.loads((pairrm_run / "results/iter1/rank/shard0.judge.json").read_text())
     assert rank["judge"]["name"] == "pairrm" and rank["judge"]["weights_sha256"] == sha
@@ -120,6 +119,30 @@ def test_rank_reads_the_policys_tokenizer_as_an_input(pairrm_run, tmp_path):
     raw = tmp_path / "raw.yaml"
     raw.write_text("judge:\n  prompt_text: raw\n")
     assert scheduled_jobs(pairrm_run, "iter1", "--configfile", str(raw))["rank"] == 2  # params changed
+
+
+def test_metrics_recomputed_from_the_annotations_alone(pairrm_run):
+    """annotations.json holds AlpacaEval records from which metrics.json's numbers follow."""
+    from alpaca_eval.metrics.winrate import get_winrate
+
+    for t in (0, 1):
+        annotations = json.loads((pairrm_run / f"results/iter{t}/evaluate/annotations.json").read_text())
+        metrics = json.loads((pairrm_run / f"results/iter{t}/evaluate/metrics.json").read_text())
+        assert len(annotations) == metrics["n_prompts"] == 8
+        assert {(a["generator_1"], a["generator_2"]) for a in annotations} == {
+            (metrics["baseline"], metrics["model"])
+        }
+        p = np.array([a["preference"] for a in annotations]) - 1
+        logits = np.array([[a["logit_2_beats_1"], a["logit_1_beats_2"]] for a in annotations])
+        np.testing.assert_allclose(p, 1 / (1 + np.exp(-(logits[:, 0] - logits[:, 1]) / 2)), atol=1e-12)
+        assert float(p.mean()) == metrics["win_rate"]
+        assert get_winrate(annotations)["win_rate"] == pytest.approx(100 * metrics["win_rate"], abs=1e-9)
+        assert [int((p > 0.5).sum()), int((p == 0.5).sum())] == [metrics["wins"], metrics["ties"]]
+        assert evaluate.length_controlled_winrate(annotations) == metrics["lc_win_rate"]
+    assert metrics["lc_win_rate"] is not None and 0 < metrics["lc_win_rate"] < 1  # t = 1: the GLM was fit
+    record = json.loads((pairrm_run / "results/provenance/iter1/evaluate/metrics.json.json").read_text())
+    path = "results/iter1/evaluate/annotations.json"
+    assert record["outputs"][path]["sha256"] == hashlib.sha256((pairrm_run / path).read_bytes()).hexdigest()
 
 
 def test_truncation_counts_logged(pairrm_run):
