@@ -61,6 +61,23 @@ def judge_settings(role):
     return {role: name, name: config["judge"].get(name, {})}
 
 
+def judge_prompt(wildcards):
+    """The prompt text the rank stage's judge reads (judge.prompt_text); for chat_template also
+    the tokenizer of π_{t−1} (whose responses are judged) and how to load it."""
+    text = config["judge"]["prompt_text"]
+    if text == "raw":
+        return {"text": text}
+    model = {key: config["model"][key] for key in ("revision", "trust_remote_code")}
+    return {"text": text, "tokenizer": parent_policy(wildcards), **model}
+
+
+def judge_prompt_files(wildcards):
+    """π_{t−1} as an input of rank when its chat template renders the judge's prompts."""
+    if config["judge"]["prompt_text"] == "raw":
+        return []
+    return parent_policy_files(wildcards)
+
+
 def reflogp_settings():
     """The train keys the reflogp stage reads: changing any other train key does not rerun it."""
     keys = ("max_length", "max_prompt_length", "per_device_batch_size")

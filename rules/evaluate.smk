@@ -29,7 +29,8 @@ rule evaluate:
         answers="results/iter{t}/evaluate/answers.jsonl",
         baseline="results/iter0/evaluate/answers.jsonl",
     output:
-        "results/iter{t}/evaluate/metrics.json",
+        metrics="results/iter{t}/evaluate/metrics.json",
+        annotations="results/iter{t}/evaluate/annotations.json",
     log:
         "logs/evaluate/iter{t}/metrics.log",
     benchmark:

@@ -1,6 +1,7 @@
 rule rank:
     input:
-        "results/iter{t}/generate/shard{s}.jsonl",
+        generated="results/iter{t}/generate/shard{s}.jsonl",
+        tokenizer=judge_prompt_files,
     output:
         ranked="results/iter{t}/rank/shard{s}.jsonl",
         judge="results/iter{t}/rank/shard{s}.judge.json",
@@ -16,5 +17,6 @@ rule rank:
     params:
         judge=judge_settings("train"),
         chunk_prompts=config["judge"]["chunk_prompts"],
+        prompt=judge_prompt,
     script:
         "../scripts/rank.py"

@@ -7,14 +7,19 @@ snakemake = snakemake  # noqa: F821 (provided by Snakemake)
 log = job.start(snakemake.log[0], snakemake.threads)
 
 judge = load_judge(snakemake.params.judge, "eval")
-metrics = evaluate.metrics(
+annotations = evaluate.annotate(
     judge,
     io.read_jsonl(snakemake.input.answers, required=["id", "prompt", "output"]),
     io.read_jsonl(snakemake.input.baseline, required=["id", "prompt", "output"]),
     model=snakemake.params.name,
     base=snakemake.params.base_name,
+)
+io.write_json(snakemake.output.annotations, annotations)
+metrics = evaluate.metrics(
+    annotations,
+    judge=judge.identity(),
     bootstrap_samples=snakemake.params.bootstrap_samples,
     seed=snakemake.params.seed,
 )
-io.write_json(snakemake.output[0], metrics)
+io.write_json(snakemake.output.metrics, metrics)
 job.finish(snakemake)

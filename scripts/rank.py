@@ -9,12 +9,22 @@ log = job.start(snakemake.log[0], snakemake.threads)
 judge = load_judge(snakemake.params.judge, "train")
 identity = judge.identity()  # hashes the judge's weights: once
 log.info("judge: %s", identity)
+prompt = snakemake.params.prompt
+tokenizer = None
+if prompt["text"] == "chat_template":
+    from sppo import models  # torch and transformers: only when a tokenizer is needed
+
+    tokenizer = models.load_tokenizer(prompt["tokenizer"], prompt)
+    log.info("the judge reads prompts rendered with the chat template of %s", prompt["tokenizer"])
 rows, truncated = rank.rank_rows(
     judge,
-    io.read_jsonl(snakemake.input[0], required=["id", "prompt", "responses"]),
+    io.read_jsonl(snakemake.input.generated, required=["id", "prompt", "responses"]),
     snakemake.params.chunk_prompts,
+    tokenizer,
 )
 log.info("inputs cut to the judge's length limits: %s", truncated or "none")
 io.write_jsonl(snakemake.output.ranked, rows)
-io.write_json(snakemake.output.judge, {"judge": identity, "truncated": truncated})
+io.write_json(
+    snakemake.output.judge, {"judge": identity, "prompt_text": prompt["text"], "truncated": truncated}
+)
 job.finish(snakemake)

@@ -78,6 +78,8 @@ def _check_semantics(config: dict) -> None:
     uses = [role for role in ("train", "eval") if judge[role] == "reward_model"]
     if uses and not judge["reward_model"]["path"]:
         _fail("judge.reward_model.path", f"must be set: judge.{uses[0]} is reward_model")
+    if judge["prompt_text"] == "chat_template" and judge["train"] == "reward_model":
+        _fail("judge.prompt_text", "chat_template is not for judge.train reward_model (it applies its own)")
     tiny = config["tiny_model"]
     if tiny["hidden_size"] % tiny["num_heads"]:
         _fail("tiny_model.num_heads", f"must divide hidden_size {tiny['hidden_size']}")

@@ -1,11 +1,13 @@
 """Stage evaluate: π_t against π_0 on the held-out prompts.
 
 Each policy answers every held-out prompt once. The eval judge compares π_t's answer a with π_0's
-answer b; the soft preference for a is p = σ((M_ab − M_ba) / 2) (0.5 for a tie). The win rate is
-the mean of p; its 95% interval comes from a percentile bootstrap over prompts. The
-length-controlled win rate is alpaca-eval's logistic GLM ``length_controlled_minimal`` (features:
-tanh of the standardised length difference in characters and a model intercept), read off at zero
-length difference.
+answer b; the soft preference for a is p = σ((M_ab − M_ba) / 2) (0.5 for a tie). Each comparison is
+stored as an AlpacaEval annotation, output_1 the baseline π_0 and output_2 π_t, with
+preference = 1 + p in [1, 2] (1: π_0 wins, 2: π_t wins), and the metrics come from those records
+alone. The win rate is mean(preference) − 1 (AlpacaEval's); its 95% interval comes from a
+percentile bootstrap over prompts. The length-controlled win rate is alpaca-eval's logistic GLM
+``length_controlled_minimal`` (features: tanh of the standardised length difference in characters
+and a model intercept), read off at zero length difference.
 """
 
 from __future__ import annotations
@@ -23,10 +25,16 @@ from sppo.winprob import sigmoid
 log = logging.getLogger(__name__)
 
 
-def preferences(judge: Judge, prompts: list[str], outputs: list[str], baseline: list[str]) -> np.ndarray:
-    """p_n = σ((M_ab − M_ba)/2): how much the judge prefers ``outputs[n]`` (a) to ``baseline[n]`` (b)."""
+def pair_logits(judge: Judge, prompts: list[str], outputs: list[str], baseline: list[str]) -> np.ndarray:
+    """(M_ab, M_ba) per prompt, shape (N, 2): the judge's logit that ``outputs[n]`` (a) beats
+    ``baseline[n]`` (b), and that b beats a."""
     m = judge.judge(prompts, [[a, b] for a, b in zip(outputs, baseline, strict=True)]).logits
-    return sigmoid((m[:, 0, 1] - m[:, 1, 0]) / 2.0)
+    return np.stack([m[:, 0, 1], m[:, 1, 0]], axis=1)
+
+
+def preferences(logits: np.ndarray) -> np.ndarray:
+    """p_n = σ((M_ab − M_ba)/2) from :func:`pair_logits`: how much the judge prefers a to b."""
+    return sigmoid((logits[:, 0] - logits[:, 1]) / 2.0)
 
 
 def bootstrap_interval(p: np.ndarray, samples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
@@ -46,32 +54,18 @@ def _local_gamed_table(directory: Path, n: int) -> Path:
     return path
 
 
-def length_controlled_winrate(
-    prompts, outputs, baseline, p: np.ndarray, model: str, base: str
-) -> float | None:
-    """alpaca-eval's length-controlled win rate (in [0, 1]); None where the GLM is undefined."""
+def length_controlled_winrate(annotations: list[dict]) -> float | None:
+    """alpaca-eval's length-controlled win rate (in [0, 1]) of :func:`annotate`'s records; None where
+    the GLM is undefined."""
     from alpaca_eval.metrics import glm_winrate
 
-    if model == base:
+    if annotations[0]["generator_1"] == annotations[0]["generator_2"]:
         return 0.5  # the library's own convention for a model against itself
-    annotations = [
-        {
-            "index": i,
-            "instruction": x,
-            "output_1": b,
-            "output_2": a,
-            "preference": 1.0 + float(q),
-            "generator_1": base,
-            "generator_2": model,
-            "annotator": "sppo",
-        }
-        for i, (x, a, b, q) in enumerate(zip(prompts, outputs, baseline, p, strict=True))
-    ]
-    lengths = np.array([len(b) - len(a) for a, b in zip(outputs, baseline, strict=True)], dtype=float)
+    lengths = np.array([len(a["output_1"]) - len(a["output_2"]) for a in annotations], dtype=float)
     if lengths.std() == 0:
         return None  # the GLM standardises the length difference: undefined when it never varies
     with tempfile.TemporaryDirectory() as tmp:
-        table = _local_gamed_table(Path(tmp), len(prompts))
+        table = _local_gamed_table(Path(tmp), len(annotations))
         with mock.patch.object(glm_winrate, "hf_hub_download", return_value=str(table)):
             metrics = glm_winrate.get_length_controlled_winrate(
                 annotations,
@@ -82,17 +76,12 @@ def length_controlled_winrate(
     return float(metrics["length_controlled_winrate"]) / 100.0
 
 
-def metrics(
-    judge: Judge,
-    rows: list[dict],
-    base_rows: list[dict],
-    *,
-    model: str,
-    base: str,
-    bootstrap_samples: int,
-    seed: int,
-) -> dict:
-    """The metrics of π_t's answers ``rows`` against π_0's ``base_rows`` (matched by prompt id)."""
+def annotate(judge: Judge, rows: list[dict], base_rows: list[dict], *, model: str, base: str) -> list[dict]:
+    """π_t's answers ``rows`` judged against π_0's ``base_rows`` (matched by prompt id), as AlpacaEval
+    annotations: per prompt ``instruction``, ``output_1`` (π_0, the baseline), ``output_2`` (π_t),
+    ``generator_1``/``generator_2``, ``annotator`` (the judge), ``preference`` = 1 + p in [1, 2]
+    (1: output_1 wins, 2: output_2 wins), and the judge's logits ``logit_2_beats_1`` (M_ab) and
+    ``logit_1_beats_2`` (M_ba). ``index`` is the position, ``id`` the prompt's id."""
     by_id = {r["id"]: r for r in base_rows}
     missing = [r["id"] for r in rows if r["id"] not in by_id]
     if missing:
@@ -100,23 +89,47 @@ def metrics(
     prompts = [r["prompt"] for r in rows]
     outputs = [r["output"] for r in rows]
     baseline = [by_id[r["id"]]["output"] for r in rows]
-    p = preferences(judge, prompts, outputs, baseline)
+    logits = pair_logits(judge, prompts, outputs, baseline)
+    return [
+        {
+            "index": i,
+            "id": row["id"],
+            "instruction": row["prompt"],
+            "output_1": b,
+            "output_2": a,
+            "generator_1": base,
+            "generator_2": model,
+            "annotator": judge.name,
+            "preference": 1.0 + float(p),
+            "logit_2_beats_1": float(m_ab),
+            "logit_1_beats_2": float(m_ba),
+        }
+        for i, (row, a, b, p, (m_ab, m_ba)) in enumerate(
+            zip(rows, outputs, baseline, preferences(logits), logits, strict=True)
+        )
+    ]
+
+
+def metrics(annotations: list[dict], *, judge: dict, bootstrap_samples: int, seed: int) -> dict:
+    """The metrics of :func:`annotate`'s records alone, ``judge`` the eval judge's identity. With
+    p = preference − 1 per prompt: the win rate is mean p (AlpacaEval's), a win is p > 0.5."""
+    p = np.array([a["preference"] for a in annotations], dtype=float) - 1.0
     low, high = bootstrap_interval(p, bootstrap_samples, seed)
     result = {
-        "model": model,
-        "baseline": base,
-        "judge": judge.identity(),
-        "n_prompts": len(rows),
+        "model": annotations[0]["generator_2"],
+        "baseline": annotations[0]["generator_1"],
+        "judge": judge,
+        "n_prompts": len(annotations),
         "win_rate": float(p.mean()),
         "win_rate_ci95": [low, high],
         "wins": int((p > 0.5).sum()),
         "ties": int((p == 0.5).sum()),
         "losses": int((p < 0.5).sum()),
-        "lc_win_rate": length_controlled_winrate(prompts, outputs, baseline, p, model, base),
-        "mean_length": float(np.mean([len(o) for o in outputs])),
-        "baseline_mean_length": float(np.mean([len(b) for b in baseline])),
+        "lc_win_rate": length_controlled_winrate(annotations),
+        "mean_length": float(np.mean([len(a["output_2"]) for a in annotations])),
+        "baseline_mean_length": float(np.mean([len(a["output_1"]) for a in annotations])),
     }
-    log.info("win rate %.3f [%.3f, %.3f] over %d prompts", result["win_rate"], low, high, len(rows))
+    log.info("win rate %.3f [%.3f, %.3f] over %d prompts", result["win_rate"], low, high, len(p))
     return result
 
 

@@ -26,9 +26,13 @@ def test_synthetic_judge_is_bradley_terry_on_quality():
 
 def test_preferences_are_soft_and_symmetric():
     judge = SyntheticJudge(sharpness=2.0, preferred="a")
-    p = evaluate.preferences(judge, ["x", "y", "z"], ["aa", "a!", "a"], ["a!", "aa", "a"])
-    # q: (1 vs 0.5), (0.5 vs 1), (1 vs 1) → σ(2·0.5), σ(−1), 0.5
+    logits = evaluate.pair_logits(judge, ["x", "y", "z"], ["aa", "a!", "a"], ["a!", "aa", "a"])
+    # q: (1 vs 0.5), (0.5 vs 1), (1 vs 1) → M_ab = 2(q_a − q_b), M_ba = −M_ab
+    assert logits.tolist() == [[1.0, -1.0], [-1.0, 1.0], [0.0, 0.0]]
+    p = evaluate.preferences(logits)
     assert p == pytest.approx([1 / (1 + math.exp(-1)), 1 / (1 + math.exp(1)), 0.5])
+    # only the difference counts: σ((M_ab − M_ba)/2)
+    assert evaluate.preferences(np.array([[3.0, 1.0]])) == pytest.approx([1 / (1 + math.exp(-1))])
 
 
 def test_bootstrap_interval_contains_mean_and_shrinks_with_n():
@@ -43,31 +47,80 @@ def test_bootstrap_interval_contains_mean_and_shrinks_with_n():
     assert evaluate.bootstrap_interval(small, 2000, seed=1) == (lo_s, hi_s)  # seeded
 
 
+def records(outputs, baseline, p, model="model", base="base"):
+    """AlpacaEval annotations written by hand: output_1 the baseline, preference 1 + p."""
+    return [
+        {
+            "index": i,
+            "instruction": f"q{i}",
+            "output_1": b,
+            "output_2": a,
+            "generator_1": base,
+            "generator_2": model,
+            "preference": 1.0 + q,
+        }
+        for i, (a, b, q) in enumerate(zip(outputs, baseline, p, strict=True))
+    ]
+
+
 def test_length_controlled_winrate_from_the_library():
     rng = np.random.default_rng(0)
     n = 60
-    prompts = [f"q{i}" for i in range(n)]
     base = ["b" * int(rng.integers(10, 40)) for _ in range(n)]
     # The model wins exactly when it is longer: the GLM attributes the wins to length,
     # so the length-controlled win rate falls well below the raw one.
     outputs = ["m" * (len(b) + int(rng.integers(-20, 30))) for b in base]
-    p = np.array([0.9 if len(o) > len(b) else 0.1 for o, b in zip(outputs, base, strict=True)])
-    lc = evaluate.length_controlled_winrate(prompts, outputs, base, p, "model", "base")
-    assert 0 < lc < p.mean() - 0.1
-    assert evaluate.length_controlled_winrate(prompts, base, base, np.full(n, 0.5), "base", "base") == 0.5
+    p = [0.9 if len(o) > len(b) else 0.1 for o, b in zip(outputs, base, strict=True)]
+    lc = evaluate.length_controlled_winrate(records(outputs, base, p))
+    assert 0 < lc < np.mean(p) - 0.1
+    assert evaluate.length_controlled_winrate(records(base, base, [0.5] * n, "base", "base")) == 0.5
+    assert evaluate.length_controlled_winrate(records(["aa"] * n, ["b"] * n, p)) is None  # no length spread
 
 
-def test_metrics_and_alpaca_eval_export():
-    judge = SyntheticJudge()
-    rows = [{"id": str(i), "prompt": f"q{i}", "output": "plain words" + "!" * (i % 3)} for i in range(30)]
-    base = [{"id": str(i), "prompt": f"q{i}", "output": "??" + "x" * i} for i in range(30)]
-    m = evaluate.metrics(judge, rows, base, model="m", base="b", bootstrap_samples=500, seed=0)
-    assert m["n_prompts"] == 30 and m["win_rate"] > 0.5
-    assert m["win_rate_ci95"][0] <= m["win_rate"] <= m["win_rate_ci95"][1]
-    assert m["wins"] + m["ties"] + m["losses"] == 30
-    assert m["mean_length"] == pytest.approx(np.mean([len(r["output"]) for r in rows]))
-    assert m["judge"]["name"] == "synthetic" and m["lc_win_rate"] is not None
+def test_annotations_are_alpaca_eval_records():
+    judge = SyntheticJudge(sharpness=2.0, preferred="a")
+    rows = [{"id": "u", "prompt": "x", "output": "aa"}, {"id": "v", "prompt": "y", "output": "a!"}]
+    base_rows = [{"id": "v", "prompt": "y", "output": "aa"}, {"id": "u", "prompt": "x", "output": "a!"}]
+    annotations = evaluate.annotate(judge, rows, base_rows, model="m", base="b")
+    win = 1 / (1 + math.exp(-1))  # π_t's "aa" (q = 1) against π_0's "a!" (q = 0.5): σ((1 − (−1))/2)
+    assert annotations[0] == {
+        "index": 0,
+        "id": "u",
+        "instruction": "x",
+        "output_1": "a!",
+        "output_2": "aa",
+        "generator_1": "b",
+        "generator_2": "m",
+        "annotator": "synthetic",
+        "preference": pytest.approx(1 + win),
+        "logit_2_beats_1": 1.0,
+        "logit_1_beats_2": -1.0,
+    }
+    assert annotations[1]["preference"] == pytest.approx(2 - win)  # the same pair the other way round
+    # AlpacaEval reads them as we do: 2 is a win of output_2, win rate = mean(preference) − 1
+    from alpaca_eval.metrics.winrate import get_winrate
+
+    read = get_winrate(annotations)
+    assert (read["n_wins"], read["n_wins_base"], read["n_draws"]) == (1, 1, 0)
+    assert read["win_rate"] == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="no baseline answer"):
+        evaluate.annotate(judge, rows, base_rows[:1], model="m", base="b")
+
+
+def test_metrics_come_from_the_annotations():
+    outputs = ["aaaa", "a", "aa", "aaa", "aaaaaa", "aa"]  # 18 characters
+    baseline = ["b", "bb", "bb", "bbb", "b", "bbb"]  # 12 characters
+    annotations = records(outputs, baseline, [1.0, 0.0, 0.5, 0.75, 1.0, 0.5])
+    m = evaluate.metrics(annotations, judge={"name": "j"}, bootstrap_samples=500, seed=0)
+    assert (m["model"], m["baseline"], m["judge"], m["n_prompts"]) == ("model", "base", {"name": "j"}, 6)
+    assert m["win_rate"] == 0.625  # 3.75 / 6
+    assert (m["wins"], m["ties"], m["losses"]) == (3, 2, 1)
+    assert (m["mean_length"], m["baseline_mean_length"]) == (3.0, 2.0)
+    assert m["win_rate_ci95"][0] <= 0.625 <= m["win_rate_ci95"][1]
+    assert m["lc_win_rate"] == evaluate.length_controlled_winrate(annotations)
+
+
+def test_alpaca_eval_export():
+    rows = [{"id": str(i), "prompt": f"q{i}", "output": "plain words" + "!" * (i % 3)} for i in range(3)]
     export = evaluate.alpaca_eval_outputs(rows, "m")
     assert export[0] == {"instruction": "q0", "output": "plain words", "generator": "m"}
-    with pytest.raises(ValueError, match="no baseline answer"):
-        evaluate.metrics(judge, rows, base[:-1], model="m", base="b", bootstrap_samples=500, seed=0)

@@ -1,14 +1,17 @@
-"""Model judges in the workflow: iter1 ranked and evaluated by a tiny PairRM, config checks, errors."""
+"""Model judges in the workflow: iter1 ranked (chat-templated prompts, as the authors) and evaluated by a
+tiny PairRM, config checks, errors."""
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, snakemake, write_config
+from conftest import REPO, copy_workflow, scheduled_jobs, snakemake, write_config
 
 from sppo import config as cfg
-from sppo import winprob
+from sppo import evaluate, models, winprob
+from sppo.chat import render_prompt
 from sppo.judges.tiny import build_tiny_pairrm
 
 # Limits well below PairRM's 1224/412, so that the bundled prompts and the responses get cut.
@@ -24,6 +27,7 @@ def small_config(pairrm_path) -> dict:
         "judge": {
             "train": "pairrm",
             "eval": "pairrm",
+            "prompt_text": "chat_template",
             "pairrm": {"path": str(pairrm_path), "device": "cpu", **LIMITS},
         },
     }
@@ -66,10 +70,12 @@ def ranked_rows(run):
 
 
 def test_rank_scores_equal_blender_rank(pairrm_run, blender):
+    """The authors' call on the authors' inputs: prompts rendered with π_0's chat template."""
     rows = ranked_rows(pairrm_run)
     assert len(rows) == 24 and all(len(row["responses"]) == 3 for row in rows)
+    tokenizer = models.load_tokenizer(str(pairrm_run / "results/iter0/model"), {"trust_remote_code": False})
     expected = blender.rank(
-        [row["prompt"] for row in rows],
+        [render_prompt(tokenizer, row["prompt"]) for row in rows],
         [row["responses"] for row in rows],
         return_scores=True,
         batch_size=1,
@@ -88,8 +94,6 @@ def test_stored_logits_are_consistent_with_scores(pairrm_run):
 
 
 def test_judge_identity_recorded(pairrm_run, pairrm_dir):
-    import hashlib
-
     sha = hashlib.sha256((pairrm_dir / "model.safetensors").read_bytes()).hexdigest()
     rank = json.loads((pairrm_run / "results/iter1/rank/shard0.judge.json").read_text())
     assert rank["judge"]["name"] == "pairrm" and rank["judge"]["weights_sha256"] == sha
@@ -99,6 +103,46 @@ def test_judge_identity_recorded(pairrm_run, pairrm_dir):
         metrics = json.loads((pairrm_run / f"results/iter{t}/evaluate/metrics.json").read_text())
         assert metrics["judge"]["name"] == "pairrm" and metrics["judge"]["weights_sha256"] == sha
     assert metrics["n_prompts"] == 8
+
+
+def test_rank_reads_the_policys_tokenizer_as_an_input(pairrm_run, tmp_path):
+    record = json.loads((pairrm_run / "results/provenance/iter1/rank/shard0.jsonl.json").read_text())
+    assert "results/iter0/model" in record["inputs"]
+    assert record["params"]["prompt"] == {
+        "text": "chat_template",
+        "tokenizer": "results/iter0/model",
+        "revision": None,
+        "trust_remote_code": False,
+    }
+    judge = json.loads((pairrm_run / "results/iter1/rank/shard0.judge.json").read_text())
+    assert judge["prompt_text"] == "chat_template"
+    raw = tmp_path / "raw.yaml"
+    raw.write_text("judge:\n  prompt_text: raw\n")
+    assert scheduled_jobs(pairrm_run, "iter1", "--configfile", str(raw))["rank"] == 2  # params changed
+
+
+def test_metrics_recomputed_from_the_annotations_alone(pairrm_run):
+    """annotations.json holds AlpacaEval records from which metrics.json's numbers follow."""
+    from alpaca_eval.metrics.winrate import get_winrate
+
+    for t in (0, 1):
+        annotations = json.loads((pairrm_run / f"results/iter{t}/evaluate/annotations.json").read_text())
+        metrics = json.loads((pairrm_run / f"results/iter{t}/evaluate/metrics.json").read_text())
+        assert len(annotations) == metrics["n_prompts"] == 8
+        assert {(a["generator_1"], a["generator_2"]) for a in annotations} == {
+            (metrics["baseline"], metrics["model"])
+        }
+        p = np.array([a["preference"] for a in annotations]) - 1
+        logits = np.array([[a["logit_2_beats_1"], a["logit_1_beats_2"]] for a in annotations])
+        np.testing.assert_allclose(p, 1 / (1 + np.exp(-(logits[:, 0] - logits[:, 1]) / 2)), atol=1e-12)
+        assert float(p.mean()) == metrics["win_rate"]
+        assert get_winrate(annotations)["win_rate"] == pytest.approx(100 * metrics["win_rate"], abs=1e-9)
+        assert [int((p > 0.5).sum()), int((p == 0.5).sum())] == [metrics["wins"], metrics["ties"]]
+        assert evaluate.length_controlled_winrate(annotations) == metrics["lc_win_rate"]
+    assert metrics["lc_win_rate"] is not None and 0 < metrics["lc_win_rate"] < 1  # t = 1: the GLM was fit
+    record = json.loads((pairrm_run / "results/provenance/iter1/evaluate/metrics.json.json").read_text())
+    path = "results/iter1/evaluate/annotations.json"
+    assert record["outputs"][path]["sha256"] == hashlib.sha256((pairrm_run / path).read_bytes()).hexdigest()
 
 
 def test_truncation_counts_logged(pairrm_run):

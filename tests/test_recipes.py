@@ -88,6 +88,7 @@ def test_recipe_has_the_authors_settings(name):
     sampling = {"k": 5, "temperature": 0.7, "top_p": 0.9, "max_new_tokens": 2048, "sample_seeds": None}
     assert {key: config["generate"][key] for key in sampling} == sampling  # seeds None: 0, 50, …, 200
     assert (config["judge"]["train"], config["judge"]["eval"]) == ("pairrm", "pairrm")
+    assert config["judge"]["prompt_text"] == "chat_template"  # PairRM reads the templated prompt
     assert config["winprob"]["source"] == "scores"
     train = config["train"]
     expected = {

@@ -23,7 +23,9 @@ def default_artifacts() -> list[str]:
 
     n = load("config/config.yaml")["iterations"]
     per_iteration = [
-        f"results/iter{t}/evaluate/{name}.json" for t in range(n + 1) for name in ("metrics", "alpaca_eval")
+        f"results/iter{t}/evaluate/{name}.json"
+        for t in range(n + 1)
+        for name in ("metrics", "annotations", "alpaca_eval")
     ]
     return ["results/summary/metrics.tsv", "results/summary/winrate.png", *per_iteration]
 
