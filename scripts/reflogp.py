@@ -13,6 +13,7 @@ rows = reflogp.compute(
     io.read_jsonl(snakemake.input.pairs, required=["prompt", "chosen", "rejected"]),
     max_length=settings["max_length"],
     max_prompt_length=settings["max_prompt_length"],
+    truncation=settings["truncation"],
     batch_size=settings["per_device_batch_size"],
 )
 io.write_jsonl(snakemake.output[0], rows)

@@ -5,11 +5,19 @@ The prompt is the tokenizer's chat template applied to one user turn plus the ge
 appends after that for an assistant turn: its content and the end-of-turn marker. Only response
 tokens count towards a log-probability, and the template's BOS is the only BOS: the rendered text
 is tokenized without adding special tokens again.
+
+The tokens are those of the whole conversation tokenized at once, split where the prompt ends, as
+the authors' trainer (TRL 0.9.6's DPOTrainer) takes them. Tokenizing the response on its own would
+not give the tokens the model reads: with a SentencePiece tokenizer that adds a dummy prefix
+(Mistral, Llama-2) the response would start with an extra "▁" or another first token.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# train.truncation: how a pair longer than train.max_length is cut (see truncate).
+TRUNCATIONS = ("pair", "response")
 
 
 def render_prompt(tokenizer, prompt: str) -> str:
@@ -19,47 +27,81 @@ def render_prompt(tokenizer, prompt: str) -> str:
     )
 
 
-def response_suffix(tokenizer, prompt: str, response: str) -> str:
-    """The text the chat template adds for the assistant turn ``response`` after the rendered prompt."""
-    head = render_prompt(tokenizer, prompt)
-    full = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}], tokenize=False
-    )
-    if full.startswith(head):
-        return full[len(head) :]
-    # Templates that rewrite earlier turns (rare): fall back to the response and the EOS token.
-    return response + (tokenizer.eos_token or "")
-
-
 @dataclass
 class EncodedPair:
     prompt_ids: list[int]
     response_ids: list[int]
-    prompt_truncated: bool
-    response_truncated: bool
+    prompt_truncated: bool = False
+    response_truncated: bool = False
 
     @property
     def input_ids(self) -> list[int]:
         return self.prompt_ids + self.response_ids
 
 
-def encode_pair(
-    tokenizer, prompt: str, response: str, max_length: int, max_prompt_length: int
-) -> EncodedPair:
-    """Token ids of the rendered prompt and of the response, cut as the reference does.
+def encode_response(tokenizer, prompt: str, response: str) -> EncodedPair:
+    """Prompt and response ids, uncut, from one tokenization of the whole conversation.
 
-    If prompt + response exceed ``max_length``, the prompt keeps its last ``max_prompt_length``
-    tokens, then the response is cut to what is left of ``max_length``.
+    As TRL 0.9.6's ``build_tokenized_answer``: the response starts after as many tokens as the
+    rendered prompt has on its own; where those are not a prefix of the joint ids (the prompt's last
+    token merged with the response's first), it starts one token earlier. A template that renders the
+    user turn differently once an answer follows is refused: the response could not be told apart.
     """
-    prompt_ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
-    response_ids = tokenizer(response_suffix(tokenizer, prompt, response), add_special_tokens=False)[
-        "input_ids"
-    ]
-    prompt_cut = response_cut = False
-    if len(prompt_ids) + len(response_ids) > max_length:
-        if len(prompt_ids) > max_prompt_length:
-            prompt_ids, prompt_cut = prompt_ids[-max_prompt_length:], True
-        room = max_length - len(prompt_ids)
-        if len(response_ids) > room:
-            response_ids, response_cut = response_ids[:room], True
-    return EncodedPair(prompt_ids, response_ids, prompt_cut, response_cut)
+    head = render_prompt(tokenizer, prompt)
+    full = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}], tokenize=False
+    )
+    if not full.startswith(head):
+        raise ValueError(
+            "the chat template renders the user turn differently when an answer follows, so the "
+            f"response tokens cannot be told apart (prompt {prompt[:60]!r})"
+        )
+    prompt_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+    start = len(prompt_ids) if full_ids[: len(prompt_ids)] == prompt_ids else len(prompt_ids) - 1
+    return EncodedPair(full_ids[:start], full_ids[start:])
+
+
+def truncate(
+    chosen: EncodedPair, rejected: EncodedPair, max_length: int, max_prompt_length: int, rule: str
+) -> tuple[EncodedPair, EncodedPair]:
+    """Both sides of a pair cut to at most ``max_length`` tokens.
+
+    ``pair`` (the authors', TRL 0.9.6's with truncation_mode keep_end), decided from the longer
+    response L of the two: if prompt + L > max_length, the prompt keeps its last
+    ``max_prompt_length`` tokens; if prompt + L still exceeds it, both responses are capped at
+    ``max_length − max_prompt_length`` tokens.
+    ``response``: each side alone: if prompt + response > max_length, the prompt keeps its last
+    ``max_prompt_length`` tokens, then the response is cut to what is left of ``max_length``.
+    """
+    if rule == "pair":
+        longest = max(len(chosen.response_ids), len(rejected.response_ids))
+        return tuple(_cut_for(side, longest, max_length, max_prompt_length) for side in (chosen, rejected))
+    if rule == "response":
+        return tuple(_cut_alone(side, max_length, max_prompt_length) for side in (chosen, rejected))
+    raise ValueError(f"train.truncation: {rule!r} is none of {TRUNCATIONS}")
+
+
+def _cut_for(side: EncodedPair, longest: int, max_length: int, max_prompt_length: int) -> EncodedPair:
+    """``side`` cut by the rule ``pair``, for a pair whose longer response has ``longest`` tokens."""
+    prompt, response = side.prompt_ids, side.response_ids
+    if len(prompt) + longest > max_length:
+        prompt = prompt[-max_prompt_length:]
+        if len(prompt) + longest > max_length:
+            response = response[: max_length - max_prompt_length]
+    return _cut_from(side, prompt, response)
+
+
+def _cut_alone(side: EncodedPair, max_length: int, max_prompt_length: int) -> EncodedPair:
+    """``side`` cut by the rule ``response``."""
+    prompt, response = side.prompt_ids, side.response_ids
+    if len(prompt) + len(response) > max_length:
+        prompt = prompt[-max_prompt_length:]
+        response = response[: max_length - len(prompt)]
+    return _cut_from(side, prompt, response)
+
+
+def _cut_from(side: EncodedPair, prompt: list[int], response: list[int]) -> EncodedPair:
+    return EncodedPair(
+        prompt, response, len(prompt) < len(side.prompt_ids), len(response) < len(side.response_ids)
+    )

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from sppo.chat import EncodedPair, encode_pair
+from sppo.chat import EncodedPair, encode_response, truncate
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,17 @@ def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (token_logps * mask).sum(-1)
 
 
-def encode_rows(tokenizer, rows: list[dict], max_length: int, max_prompt_length: int):
-    """Encoded chosen and rejected responses of each pair row, and how many were cut."""
+def encode_rows(tokenizer, rows: list[dict], max_length: int, max_prompt_length: int, truncation: str):
+    """Encoded chosen and rejected responses of each pair row, cut by the rule ``truncation`` (see
+    :func:`sppo.chat.truncate`), and how many prompts and responses were cut."""
     chosen, rejected, cut = [], [], {"prompts": 0, "responses": 0}
     for row in rows:
-        for side, out in (("chosen", chosen), ("rejected", rejected)):
-            enc = encode_pair(
-                tokenizer, row["prompt"], row[side][-1]["content"], max_length, max_prompt_length
-            )
+        sides = [
+            encode_response(tokenizer, row["prompt"], row[side][-1]["content"])
+            for side in ("chosen", "rejected")
+        ]
+        c, r = truncate(*sides, max_length, max_prompt_length, truncation)
+        for enc, out in ((c, chosen), (r, rejected)):
             cut["prompts"] += enc.prompt_truncated
             cut["responses"] += enc.response_truncated
             out.append(enc)
@@ -58,10 +61,17 @@ def encode_rows(tokenizer, rows: list[dict], max_length: int, max_prompt_length:
 
 @torch.inference_mode()
 def compute(
-    model, tokenizer, rows: list[dict], *, max_length: int, max_prompt_length: int, batch_size: int
+    model,
+    tokenizer,
+    rows: list[dict],
+    *,
+    max_length: int,
+    max_prompt_length: int,
+    truncation: str,
+    batch_size: int,
 ) -> list[dict]:
     """``rows`` with ``ref_chosen_logp`` and ``ref_rejected_logp`` added."""
-    chosen, rejected, cut = encode_rows(tokenizer, rows, max_length, max_prompt_length)
+    chosen, rejected, cut = encode_rows(tokenizer, rows, max_length, max_prompt_length, truncation)
     log.info("cut %d prompts and %d responses to fit the length limits", cut["prompts"], cut["responses"])
     out, started = [], time.monotonic()
     for start in range(0, len(rows), batch_size):

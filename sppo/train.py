@@ -68,6 +68,11 @@ class SPPOTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.eta = eta
         self.schedule_steps = schedule_steps
+        # The loss of a micro-batch is its mean over pairs, so the Trainer must divide it by the
+        # accumulation steps (the authors' transformers 4.42 did). It does so only for models whose
+        # forward takes no **kwargs; for the others it expects a loss summed over num_items_in_batch
+        # and, across processes, multiplies by their number: gradients were 2× with accumulation 2.
+        self.model_accepts_loss_kwargs = False
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         # The schedule runs over schedule_epochs even when training stops earlier (stop_epochs).
@@ -95,7 +100,7 @@ class SPPOTrainer(Trainer):
 
 def examples(tokenizer, rows: list[dict], settings: dict) -> list[dict]:
     chosen, rejected, cut = encode_rows(
-        tokenizer, rows, settings["max_length"], settings["max_prompt_length"]
+        tokenizer, rows, settings["max_length"], settings["max_prompt_length"], settings["truncation"]
     )
     log.info("cut %d prompts and %d responses to fit the length limits", cut["prompts"], cut["responses"])
     keys = ("ref_chosen_logp", "ref_rejected_logp", "chosen_probs_win", "chosen_probs_lose")
@@ -113,7 +118,7 @@ def arguments(settings: dict, out_dir: str, world_size: int, max_steps: int, see
             settings["global_batch_size"], settings["per_device_batch_size"], world_size
         ),
         learning_rate=settings["learning_rate"],
-        optim="rmsprop" if settings["optimizer"] == "rmsprop" else "adamw_torch",
+        optim={"rmsprop": "rmsprop", "adamw": "adamw_torch", "sgd": "sgd"}[settings["optimizer"]],
         lr_scheduler_type=settings["lr_scheduler"],
         warmup_steps=settings["warmup_ratio"],  # transformers 5: a float in [0, 1) is a ratio
         weight_decay=settings["weight_decay"],

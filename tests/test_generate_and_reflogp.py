@@ -67,8 +67,10 @@ def test_reference_logps_equal_policy_logps_at_step_zero(tiny_model_dir):
         }
         for i in range(5)
     ]
-    with_ref = reflogp.compute(model, tokenizer, rows, max_length=64, max_prompt_length=32, batch_size=4)
-    settings = {"max_length": 64, "max_prompt_length": 32}
+    with_ref = reflogp.compute(
+        model, tokenizer, rows, max_length=64, max_prompt_length=32, truncation="response", batch_size=4
+    )
+    settings = {"max_length": 64, "max_prompt_length": 32, "truncation": "response"}
     batch = train.PairCollator(tokenizer.pad_token_id)(train.examples(tokenizer, with_ref, settings))
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits

