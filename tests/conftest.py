@@ -66,6 +66,31 @@ def snakemake(
     return proc
 
 
+def train_settings(**overrides) -> dict:
+    """The offline default's validated train section (every key), with ``overrides``."""
+    from sppo.config import validate
+
+    return {**validate(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))["train"], **overrides}
+
+
+def run_train(model: Path, pairs: Path, out: Path, settings: dict, model_config: dict) -> str:
+    """scripts/train.py as rule train runs it (torchrun for settings["num_processes"] > 1); its log."""
+    import json
+
+    n = settings["num_processes"]
+    launcher = [sys.executable] + (
+        ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}"] if n > 1 else []
+    )
+    args = ["--model", str(model), "--pairs", str(pairs), "--out", str(out), "--seed", "0"]
+    args += ["--settings", json.dumps(settings), "--model-config", json.dumps(model_config)]
+    proc = subprocess.run(
+        launcher + ["scripts/train.py", *args], cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    return log
+
+
 def scheduled_jobs(workdir: Path, *args: str) -> dict[str, int]:
     """Rule → number of jobs a dry run of ``args`` would run (empty when nothing is to be done)."""
     proc = snakemake(workdir, *args, "-n", "--quiet", "rules")

@@ -1,8 +1,10 @@
 """Sampling is seeded per sample and independent of sharding; reference log-probs match training's."""
 
+import pytest
 import torch
+from conftest import REPO, TINY_MODEL
 
-from sppo import generate, models, reflogp, split, train
+from sppo import basemodel, generate, models, reflogp, split, train
 
 MODEL_CONFIG = {"dtype": "float32", "device": "cpu", "trust_remote_code": False, "revision": None}
 SETTINGS = {
@@ -31,8 +33,20 @@ def test_reference_sample_seeds():
     assert generate.sample_seeds({"k": 2, "sample_seeds": [7, 9]}) == [7, 9]
 
 
-def test_generation_is_deterministic_and_shard_independent(tiny_model_dir):
-    model, tokenizer = models.load_policy(str(tiny_model_dir), MODEL_CONFIG)
+@pytest.fixture(scope="module", params=["llama", "gemma2"])
+def policy_dir(request, tiny_model_dir, tmp_path_factory):
+    """The tiny Llama, and a tiny Gemma-2 built by the basemodel stage the same way."""
+    if request.param == "llama":
+        return tiny_model_dir
+    out = tmp_path_factory.mktemp("gemma2") / "model"
+    prompts_ = split.read_local(REPO / "data" / "prompts.jsonl", "prompt")
+    basemodel.build(prompts_, {**TINY_MODEL, "architecture": "gemma2"}, seed=0, out_dir=out)
+    assert models.load_model(str(out), MODEL_CONFIG).config.model_type == "gemma2"
+    return out
+
+
+def test_generation_is_deterministic_and_shard_independent(policy_dir):
+    model, tokenizer = models.load_policy(str(policy_dir), MODEL_CONFIG)
     rows = prompts(5)
     whole = generate.generate_shard(model, tokenizer, generate.shard_rows(rows, 0, 1, 2), SETTINGS)
     sharded = [
@@ -51,9 +65,9 @@ def test_generation_is_deterministic_and_shard_independent(tiny_model_dir):
     assert reseeded != whole
 
 
-def test_reference_logps_equal_policy_logps_at_step_zero(tiny_model_dir):
+def test_reference_logps_equal_policy_logps_at_step_zero(policy_dir):
     """r_w = log πθ − log π_ref is 0 before training: the reflogp stage and training count the same tokens."""
-    model, tokenizer = models.load_policy(str(tiny_model_dir), MODEL_CONFIG)
+    model, tokenizer = models.load_policy(str(policy_dir), MODEL_CONFIG)
     rows = [
         {
             "prompt": f"Question {i}?",

@@ -215,7 +215,12 @@ def test_load_judge_builds_pairrm(checkpoint):
 
 def test_tiny_pairrm_is_bit_reproducible(checkpoint, tmp_path):
     again = build_tiny_pairrm(tmp_path / "again")
-    for name in ["model.safetensors", "backbone/model.safetensors", "backbone/tokenizer.json"]:
+    for name in [
+        "model.safetensors",
+        "backbone/model.safetensors",
+        "backbone/spm.model",
+        "backbone/tokenizer_config.json",
+    ]:
         assert (again / name).read_bytes() == (checkpoint / name).read_bytes(), name
 
 

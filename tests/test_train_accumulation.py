@@ -8,14 +8,11 @@ processes it is multiplied by their number; SPPOTrainer averages over the micro-
 authors' transformers 4.42 did), so none of this may show here.
 """
 
-import json
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import run_train, train_settings
 from safetensors.torch import load_file
 
 from sppo import io, models, reflogp
@@ -51,48 +48,21 @@ def pairs(tiny_model_dir, tmp_path_factory):
 
 def one_step(tiny_model_dir, pairs, out, processes: int, per_device: int):
     """π after one SGD step of the global batch, and the logged gradient norm."""
-    settings = {
-        "eta": 10,
-        "learning_rate": 0.1,
-        "optimizer": "sgd",
-        "lr_scheduler": "constant_with_warmup",
-        "warmup_ratio": 0.0,
-        "weight_decay": 0.0,
-        "max_grad_norm": 1e9,
-        "global_batch_size": GLOBAL_BATCH,
-        "per_device_batch_size": per_device,
-        "num_processes": processes,
-        "deepspeed": None,
-        "schedule_epochs": 1,
-        "stop_epochs": None,
-        "max_length": 64,
-        "max_prompt_length": 32,
-        "truncation": "response",
-        "bf16": False,
-        "gradient_checkpointing": False,
-        "logging_steps": 1,
-    }
-    launcher = [sys.executable]
-    if processes > 1:
-        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    cmd = launcher + [
-        "scripts/train.py",
-        "--model",
-        str(tiny_model_dir),
-        "--pairs",
-        str(pairs),
-        "--out",
-        str(out),
-        "--settings",
-        json.dumps(settings),
-        "--model-config",
-        json.dumps(MODEL_CONFIG),
-        "--seed",
-        "0",
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-5000:]
+    settings = train_settings(
+        eta=10,
+        learning_rate=0.1,
+        optimizer="sgd",
+        lr_scheduler="constant_with_warmup",
+        warmup_ratio=0.0,
+        max_grad_norm=1e9,
+        global_batch_size=GLOBAL_BATCH,
+        per_device_batch_size=per_device,
+        num_processes=processes,
+        schedule_epochs=1,
+        max_length=64,
+        max_prompt_length=32,
+    )
+    log = run_train(tiny_model_dir, pairs, out, settings, MODEL_CONFIG)
     # the Trainer logs {'loss': ..., 'grad_norm': ...}, numbers rounded to 4 significant digits
     norms = [float(m) for m in re.findall(r"'grad_norm': '?([-+.\deE]+)", log)]
     assert len(norms) == 1, log[-3000:]

@@ -1,12 +1,10 @@
 """Training under DeepSpeed ZeRO-3 with two CPU processes (torchrun), as the rule launches it."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, run_train, train_settings
 from safetensors.torch import load_file
 
 from sppo import io, models, reflogp
@@ -40,51 +38,17 @@ def pairs(tiny_model_dir, tmp_path):
 
 
 def test_zero3_two_processes(tiny_model_dir, pairs, tmp_path):
-    settings = {
-        "eta": 10,
-        "learning_rate": 1e-3,
-        "optimizer": "rmsprop",
-        "lr_scheduler": "linear",
-        "warmup_ratio": 0.1,
-        "weight_decay": 0.0,
-        "max_grad_norm": 1.0,
-        "global_batch_size": 8,
-        "per_device_batch_size": 2,
-        "num_processes": 2,
-        "deepspeed": str(REPO / "config/deepspeed/zero3.json"),
-        "schedule_epochs": 2,
-        "stop_epochs": None,
-        "max_length": 64,
-        "max_prompt_length": 32,
-        "truncation": "response",
-        "bf16": False,
-        "gradient_checkpointing": False,
-        "logging_steps": 1,
-    }
+    settings = train_settings(
+        eta=10,
+        global_batch_size=8,
+        per_device_batch_size=2,
+        num_processes=2,
+        deepspeed=str(REPO / "config/deepspeed/zero3.json"),
+        max_length=64,
+        max_prompt_length=32,
+    )
     out = tmp_path / "trained"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "scripts/train.py",
-        "--model",
-        str(tiny_model_dir),
-        "--pairs",
-        str(pairs),
-        "--out",
-        str(out),
-        "--settings",
-        json.dumps(settings),
-        "--model-config",
-        json.dumps(MODEL_CONFIG),
-        "--seed",
-        "0",
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-5000:]
+    log = run_train(tiny_model_dir, pairs, out, settings, MODEL_CONFIG)
     # both ranks ran, under ZeRO (the untested-optimizer notice is DeepSpeed's, for RMSprop), 2 × 2 steps
     assert "[rank 0]" in log and "[rank 1]" in log and "ZeRO" in log
     assert "16 pairs, 2 processes: 4 optimizer steps of a 4-step schedule" in log
