@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -56,6 +57,8 @@ logging.info(
 # ---- model: the training arguments come first, so that ZeRO-3 partitions the weights as they load
 out = Path(args.out)
 partial = out.with_name(f".{out.name}.partial")
+if rank == 0 and partial.exists():  # left by a killed run: start from an empty directory
+    shutil.rmtree(partial)
 training_args = train.arguments(settings, str(partial), world, max_steps, args.seed)
 if settings["deepspeed"]:
     import deepspeed
@@ -71,8 +74,15 @@ trainer = train.SPPOTrainer(
     data_collator=train.PairCollator(tokenizer.pad_token_id),
     eta=settings["eta"],
     schedule_steps=schedule_steps,
+    callbacks=[train.StopOnNonFinite()],
 )
-trainer.train()
+try:
+    trainer.train()
+    train.check_finite(model)
+except FloatingPointError:
+    if rank == 0:
+        shutil.rmtree(partial, ignore_errors=True)
+    raise  # no π_t is published
 trainer.save_model(str(partial))  # every rank: ZeRO-3 gathers the weights
 if trainer.is_world_process_zero():
     tokenizer.save_pretrained(partial)
@@ -89,7 +99,5 @@ if trainer.is_world_process_zero():
     for leftover in ("training_args.bin",):
         (partial / leftover).unlink(missing_ok=True)
     if out.exists():
-        import shutil
-
         shutil.rmtree(out)
     os.replace(partial, out)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from importlib import resources
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def validate(config: dict) -> dict:
     config = copy.deepcopy(dict(config))
     full_schema = schema()
     _fill_defaults(config, full_schema)
+    _check_finite(config, [])
     validator = jsonschema.Draft202012Validator(full_schema)
     errors = sorted(
         validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(e.absolute_path))
@@ -59,6 +61,18 @@ def validate(config: dict) -> dict:
         raise ConfigError("\n".join(_describe(e) for e in errors))
     _check_semantics(config)
     return config
+
+
+def _check_finite(node, path: list) -> None:
+    """Refuse NaN and ±inf anywhere (YAML's .nan and .inf pass a schema's number type and its bounds)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _check_finite(value, [*path, key])
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_finite(value, [*path, i])
+    elif isinstance(node, float) and not math.isfinite(node):
+        _fail(_key(path), f"{node} is not a finite number")
 
 
 def _fail(key: str, message: str):

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from sppo.reflogp import collate, encode_rows, sequence_logps
 
@@ -95,7 +95,27 @@ class SPPOTrainer(Trainer):
             .mean()
             .float()
         )
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training step {self.state.global_step + 1}: the SPPO loss is {loss.item()}"
+            )
         return (loss, out) if return_outputs else loss
+
+
+class StopOnNonFinite(TrainerCallback):
+    """Fails training at the first non-finite gradient norm the Trainer logs (each logging step)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        norm = (logs or {}).get("grad_norm")
+        if norm is not None and not math.isfinite(norm):
+            raise FloatingPointError(f"training step {state.global_step}: the gradient norm is {norm}")
+
+
+def check_finite(model) -> None:
+    """A FloatingPointError naming the first parameter (of this process's shard) that is not finite."""
+    for name, param in model.named_parameters():
+        if not torch.isfinite(param.data).all():
+            raise FloatingPointError(f"after training, parameter {name} holds non-finite values")
 
 
 def examples(tokenizer, rows: list[dict], settings: dict) -> list[dict]:

@@ -1,0 +1,65 @@
+"""What a train job must never do: publish a π_t with non-finite weights, or publish stray files
+left in its partial directory by a killed run."""
+
+import pytest
+from conftest import run_train, train_settings
+from safetensors.torch import load_file
+from test_train_accumulation import MODEL_CONFIG
+
+from sppo import io, models, reflogp
+
+
+@pytest.fixture(scope="module")
+def pairs(tiny_model_dir, tmp_path_factory):
+    model, tokenizer = models.load_policy(str(tiny_model_dir), MODEL_CONFIG)
+    rows = [
+        {
+            "prompt": f"Question {i}?",
+            "chosen": [
+                {"role": "user", "content": f"Question {i}?"},
+                {"role": "assistant", "content": "yes " * i},
+            ],
+            "rejected": [
+                {"role": "user", "content": f"Question {i}?"},
+                {"role": "assistant", "content": "?"},
+            ],
+            "chosen_probs_win": 0.7,
+            "chosen_probs_lose": 0.3,
+        }
+        for i in range(4)
+    ]
+    path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
+    with_ref = reflogp.compute(
+        model, tokenizer, rows, max_length=64, max_prompt_length=32, truncation="response", batch_size=4
+    )
+    io.write_jsonl(path, with_ref)
+    return path
+
+
+SETTINGS = train_settings(global_batch_size=2, per_device_batch_size=2, max_length=64, max_prompt_length=32)
+
+
+def test_a_diverging_run_fails_and_publishes_nothing(tiny_model_dir, pairs, tmp_path):
+    out = tmp_path / "model"
+    diverging = {
+        **SETTINGS,
+        "optimizer": "sgd",
+        "learning_rate": 1e30,
+        "warmup_ratio": 0.0,
+        "max_grad_norm": 1e30,
+    }
+    log = run_train(tiny_model_dir, pairs, out, diverging, MODEL_CONFIG, check=False)
+    assert not log.startswith("exit 0"), log[-3000:]
+    assert "FloatingPointError: training step " in log, log[-3000:]
+    assert " is nan" in log or " is inf" in log or "non-finite" in log, log[-3000:]
+    assert not out.exists() and not (tmp_path / ".model.partial").exists()
+
+
+def test_stray_files_of_a_killed_run_are_not_published(tiny_model_dir, pairs, tmp_path):
+    out = tmp_path / "model"
+    partial = tmp_path / ".model.partial"
+    partial.mkdir()
+    (partial / "model.safetensors.index.json").write_text('{"weight_map": {}}')  # transformers prefers it
+    run_train(tiny_model_dir, pairs, out, {**SETTINGS, "schedule_epochs": 1}, MODEL_CONFIG)
+    assert not (out / "model.safetensors.index.json").exists() and not partial.exists()
+    assert load_file(out / "model.safetensors")
