@@ -137,7 +137,8 @@ def gpus(step):
 
 def gpu_resources(step):
     """The resources gpu (see gpus) and tasks_per_gpu 0. The SLURM plugin (2.6) otherwise adds
-    --ntasks-per-gpu=1 to every GPU job: as many tasks, each with all the job's CPUs, as GPUs."""
+    --ntasks-per-gpu=1 to every GPU job: as many tasks, each with all the job's CPUs, as GPUs.
+    """
     return {"gpu": gpus(step), "tasks_per_gpu": 0}
 
 
