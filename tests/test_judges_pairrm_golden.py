@@ -2,7 +2,7 @@
 
 tests/golden/pairrm_scores.json holds what llm-blender's own ``Blender.rank(..., return_scores=True,
 batch_size=1)`` gave under transformers 4.57.6 (made by tests/golden/make_pairrm_golden.py, in a
-throwaway venv), on a tiny checkpoint and on a 3.4M-parameter one at PairRM's real limits, with both
+throwaway venv), on a tiny checkpoint and on a 3.5M-parameter one at PairRM's real limits, with both
 truncations hit. Here, under the project's transformers 5, the same checkpoints are rebuilt (same
 sha256), and both the project's judge and ``Blender.rank`` itself, with sppo.judges.pairrm_compat's
 fixes, must give those scores to 1e-6.

@@ -162,7 +162,7 @@ def _ranker_config(backbone: Path) -> dict:
 
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
-# A few million parameters (3.4M), deep and wide enough that float rounding differences would show.
+# A few million parameters (3.5M), deep and wide enough that float rounding differences would show.
 SMALL = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024}
 
 

@@ -6,7 +6,7 @@ call) gives on two checkpoints that :func:`sppo.judges.tiny.build_tiny_pairrm` b
 seed, identical under transformers 4 and 5; their sha256 is recorded and checked by the tests):
 
 * ``tiny``: the test suite's DeBERTa-v2 of hidden 32, limits 48/24 tokens;
-* ``small``: a DeBERTa-v2 of 3.4M parameters (hidden 256, 4 layers) at PairRM's real limits, 1224
+* ``small``: a DeBERTa-v2 of 3.5M parameters (hidden 256, 4 layers) at PairRM's real limits, 1224
   prompt tokens and 412 per response.
 
 Both use prompts and responses longer than those limits, so both truncations happen. Run it in a
