@@ -21,10 +21,15 @@ class InputFileError(ValueError):
 
 def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[dict]:
     """Read a JSON Lines file of objects; each must have the ``required`` keys. Blank lines are skipped."""
+    return [row for _, row in numbered_jsonl(path, required)]
+
+
+def numbered_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterator[tuple[int, dict]]:
+    """(line number in the file, object) for each non-blank line: blank lines count, so an error found
+    later in a row can name the line an editor shows. Errors name the file and the line."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: file not found")
-    rows = []
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
@@ -33,6 +38,8 @@ def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[di
                 raise InputFileError(
                     f"{path}:{lineno}: not valid UTF-8 ({err.reason} at byte {err.start})"
                 ) from None
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")  # a byte-order mark some editors write
             if not line.strip():
                 continue
             try:
@@ -44,8 +51,7 @@ def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[di
             missing = [key for key in required if key not in row]
             if missing:
                 raise InputFileError(f"{path}:{lineno}: missing column(s) {', '.join(map(repr, missing))}")
-            rows.append(row)
-    return rows
+            yield lineno, row
 
 
 def read_json(path: str | os.PathLike):

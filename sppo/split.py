@@ -10,7 +10,7 @@ import hashlib
 import logging
 import random
 
-from sppo.io import InputFileError, read_jsonl
+from sppo.io import InputFileError, numbered_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +35,39 @@ def dedupe(prompts: list, seen: set[str] | None = None) -> tuple[list[str], dict
 
 
 def read_local(path: str, column: str) -> list:
-    rows = read_jsonl(path, required=[column])
-    for lineno, row in enumerate(rows, start=1):
+    """The ``column`` of every row of a JSON Lines prompt file (strings, or null for an empty prompt)."""
+    prompts = []
+    for lineno, row in numbered_jsonl(path, required=[column]):
         if row[column] is not None and not isinstance(row[column], str):
-            raise InputFileError(f"{path}: row {lineno}: column {column!r} is not a string")
-    return [row[column] for row in rows]
+            raise InputFileError(f"{path}:{lineno}: column {column!r} is not a string")
+        prompts.append(row[column])
+    if not prompts:
+        raise InputFileError(f"{path}: no prompts (the file has no rows)")
+    return prompts
+
+
+def _dropped(prompts: list, kept: list, counts: dict[str, int]) -> str:
+    return (
+        f"{len(kept)} usable of {len(prompts)}"
+        f" ({counts['empty']} empty and {counts['duplicate']} duplicate dropped)"
+    )
 
 
 def split_local(
-    prompts: list, iterations: int, eval_size: int, seed: int, max_per_iteration: int | None = None
+    prompts: list,
+    iterations: int,
+    eval_size: int,
+    seed: int,
+    max_per_iteration: int | None = None,
+    source: str = "prompts",
 ) -> dict:
-    """Shuffle the unique prompts with ``seed``; hold out ``eval_size``, cut the rest in equal parts."""
+    """Shuffle the unique prompts with ``seed``; hold out ``eval_size``, cut the rest in equal parts.
+    ``source`` (the file) names where the prompts came from in errors."""
     kept, counts = dedupe(prompts)
     if len(kept) < eval_size + iterations:
-        raise ValueError(
-            f"only {len(kept)} usable prompts: too few for {eval_size} held out and {iterations} parts"
+        raise InputFileError(
+            f"{source}: too few usable prompts: {_dropped(prompts, kept, counts)};"
+            f" need {eval_size} held out (split.eval_size) + one per iteration ({iterations})"
         )
     random.Random(seed).shuffle(kept)
     held_out, rest = kept[:eval_size], kept[eval_size:]
@@ -73,21 +91,33 @@ def load_splits(dataset: str, splits: list[str], column: str) -> dict[str, list]
 
 
 def split_given(
-    train: list[list], evaluation: list, eval_size: int, seed: int, max_per_iteration: int | None = None
+    train: list[list],
+    evaluation: list,
+    eval_size: int,
+    seed: int,
+    max_per_iteration: int | None = None,
+    names: tuple[list[str], str] | None = None,
 ) -> dict:
     """Parts given by the dataset (earlier parts win a repeated prompt); eval drawn from ``evaluation``
-    after removing everything that occurs in a training part."""
+    after removing everything that occurs in a training part. ``names`` (each part's name, the
+    evaluation prompts' name) name them in errors."""
+    part_names, eval_name = names or ([f"part {i + 1}" for i in range(len(train))], "evaluation prompts")
     seen: set[str] = set()
     parts, counts = [], {"empty": 0, "duplicate": 0}
-    for part in train:
+    for name, part in zip(part_names, train, strict=True):
         kept, c = dedupe(part, seen)
+        if not kept:
+            raise InputFileError(
+                f"{name}: no usable prompts: {_dropped(part, kept, c)}, duplicates counting earlier parts"
+            )
         counts = {key: counts[key] + c[key] for key in counts}
         parts.append(kept[:max_per_iteration] if max_per_iteration is not None else kept)
     candidates, c = dedupe(evaluation, set(seen))
     counts = {key: counts[key] + c[key] for key in counts}
     if len(candidates) < eval_size:
-        raise ValueError(
-            f"only {len(candidates)} evaluation prompts outside the training parts; need {eval_size}"
+        raise InputFileError(
+            f"{eval_name}: too few usable prompts: {_dropped(evaluation, candidates, c)},"
+            f" duplicates counting the training parts; need {eval_size} (split.eval_size)"
         )
     random.Random(seed).shuffle(candidates)
     return {"eval": candidates[:eval_size], "parts": parts, "dropped": counts}
@@ -101,16 +131,20 @@ def run(prompt_config: dict, split_config: dict, iterations: int, seed: int) -> 
     """The split described by the config's ``prompts`` and ``split`` sections."""
     size, cap = split_config["eval_size"], split_config["max_per_iteration"]
     if prompt_config["source"] == "local":
-        result = split_local(
-            read_local(prompt_config["path"], prompt_config["column"]), iterations, size, seed, cap
-        )
+        path = prompt_config["path"]
+        result = split_local(read_local(path, prompt_config["column"]), iterations, size, seed, cap, path)
     else:
         names = prompt_config["train_splits"][:iterations]
         loaded = load_splits(
             prompt_config["dataset"], names + prompt_config["eval_splits"], prompt_config["column"]
         )
         evaluation = [p for name in prompt_config["eval_splits"] for p in loaded[name]]
-        result = split_given([loaded[n] for n in names], evaluation, size, seed, cap)
+        dataset = prompt_config["dataset"]
+        labels = (
+            [f"{dataset} split {n}" for n in names],
+            f"{dataset} splits {', '.join(prompt_config['eval_splits'])}",
+        )
+        result = split_given([loaded[n] for n in names], evaluation, size, seed, cap, labels)
     log.info(
         "dropped %d empty and %d duplicate prompts",
         result["dropped"]["empty"],

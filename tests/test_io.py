@@ -36,6 +36,21 @@ def test_not_an_object(tmp_path):
         io.read_jsonl(path)
 
 
+def test_line_numbers_count_blank_lines(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('\n{"prompt": "a"}\n\n   \n{"prompt": "b"}\n')
+    assert list(io.numbered_jsonl(path)) == [(2, {"prompt": "a"}), (5, {"prompt": "b"})]
+    path.write_text('{"prompt": "a"}\n\n\n{"prompt": ')
+    with pytest.raises(io.InputFileError, match=r"prompts\.jsonl:4: invalid JSON"):
+        io.read_jsonl(path)
+
+
+def test_byte_order_mark_is_not_an_error(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_bytes('\ufeff{"prompt": "a"}\n'.encode())
+    assert io.read_jsonl(path, required=["prompt"]) == [{"prompt": "a"}]
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(io.InputFileError, match="file not found"):
         io.read_jsonl(tmp_path / "nope.jsonl")

@@ -32,7 +32,7 @@ def test_cap_per_iteration():
 
 
 def test_too_few_prompts():
-    with pytest.raises(ValueError, match="too few"):
+    with pytest.raises(InputFileError, match="too few"):
         split.split_local(["a", "b", "c"], iterations=3, eval_size=2, seed=0)
 
 
@@ -82,8 +82,57 @@ def test_prompt_ids_are_stable():
     assert split.rows(["hello"]) == [{"id": "2cf24dba5fb0a30e", "prompt": "hello"}]
 
 
-def test_non_string_prompt_column_names_file_and_row(tmp_path):
+def test_non_string_prompt_names_file_and_line_counting_blank_lines(tmp_path):
     path = tmp_path / "p.jsonl"
-    path.write_text(json.dumps({"prompt": "ok"}) + "\n" + json.dumps({"prompt": 5}) + "\n")
-    with pytest.raises(InputFileError, match=r"p\.jsonl: row 2: column 'prompt' is not a string"):
+    path.write_text(json.dumps({"prompt": "ok"}) + "\n\n  \n" + json.dumps({"prompt": 5}) + "\n")
+    with pytest.raises(InputFileError, match=r"p\.jsonl:4: column 'prompt' is not a string"):
         split.read_local(str(path), "prompt")
+
+
+def local_split(tmp_path, lines: list[str], eval_size=2, iterations=2):
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(line + "\n" for line in lines))
+    config = {"source": "local", "path": str(path), "column": "prompt"}
+    return split.run(config, {"eval_size": eval_size, "max_per_iteration": None}, iterations, seed=0)
+
+
+@pytest.mark.parametrize("lines", [[], ["", "  "]], ids=["empty", "blank lines only"])
+def test_file_without_rows_is_named(tmp_path, lines):
+    with pytest.raises(InputFileError, match=r"p\.jsonl: no prompts \(the file has no rows\)"):
+        local_split(tmp_path, lines)
+
+
+@pytest.mark.parametrize(
+    ("prompts", "dropped"),
+    [
+        (["", "  ", None], "0 usable of 3 (3 empty and 0 duplicate dropped)"),
+        (["a", "a", "a", "a"], "1 usable of 4 (0 empty and 3 duplicate dropped)"),
+        (["a", "b", "", "a", "c"], "3 usable of 5 (1 empty and 1 duplicate dropped)"),
+    ],
+    ids=["all empty", "all duplicates", "too few left"],
+)
+def test_too_few_usable_prompts_names_file_and_counts_dropped(tmp_path, prompts, dropped):
+    lines = [json.dumps({"prompt": p}) for p in prompts]
+    with pytest.raises(InputFileError) as err:
+        local_split(tmp_path, lines, eval_size=2, iterations=2)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'p.jsonl'}: too few usable prompts: {dropped};"), message
+    assert "need 2 held out (split.eval_size) + one per iteration (2)" in message
+
+
+def test_enough_usable_prompts_after_drops(tmp_path):
+    lines = [json.dumps({"prompt": p}) for p in ["a", "b", "", "a", "c", "d"]]
+    result = local_split(tmp_path, lines, eval_size=2, iterations=2)
+    assert result["dropped"] == {"empty": 1, "duplicate": 1} and len(result["eval"]) == 2
+
+
+def test_given_parts_without_usable_prompts_are_named():
+    names = (["ds split t1", "ds split t2"], "ds splits e1")
+    with pytest.raises(
+        InputFileError, match=r"ds split t2: no usable prompts: 0 usable of 3 \(1 empty and 2"
+    ):
+        split.split_given([["a", "b"], ["a", "", "b"]], ["x"], eval_size=1, seed=0, names=names)
+    with pytest.raises(
+        InputFileError, match=r"ds splits e1: too few usable prompts: 1 usable of 3 \(0 empty"
+    ):
+        split.split_given([["a"], ["b"]], ["a", "x", "x"], eval_size=2, seed=0, names=names)
