@@ -48,7 +48,13 @@ def _describe(err: jsonschema.ValidationError) -> str:
 
 
 def validate(config: dict) -> dict:
-    """Return a validated copy of ``config`` with every default filled in; raise ConfigError otherwise."""
+    """Return a validated copy of ``config`` with every default filled in and its keys sorted at every
+    level; raise ConfigError otherwise.
+
+    Sorted because rules take config sections as params, and Snakemake compares params by their
+    repr, in which a dict's keys stand in insertion order: the order of the keys in the config
+    file (and where the defaults went in) would otherwise rerun jobs whose values did not change.
+    """
     config = copy.deepcopy(dict(config))
     full_schema = schema()
     _fill_defaults(config, full_schema)
@@ -60,7 +66,16 @@ def validate(config: dict) -> dict:
     if errors:
         raise ConfigError("\n".join(_describe(e) for e in errors))
     _check_semantics(config)
-    return config
+    return _sorted(config)
+
+
+def _sorted(node):
+    """``node`` with the keys of every dict in it sorted (lists keep their order: it has a meaning)."""
+    if isinstance(node, dict):
+        return {key: _sorted(node[key]) for key in sorted(node, key=str)}
+    if isinstance(node, list):
+        return [_sorted(value) for value in node]
+    return node
 
 
 def _check_finite(node, path: list) -> None:

@@ -35,6 +35,24 @@ def test_empty_config_is_the_schema_defaults(monkeypatch):
     assert full["generate"]["temperature"] == 0.7 and full["generate"]["max_new_tokens"] == 2048
 
 
+def reverse_keys(node):
+    if isinstance(node, dict):
+        return {key: reverse_keys(node[key]) for key in reversed(list(node))}
+    return node
+
+
+def test_key_order_does_not_change_the_validated_config(default):
+    """Rules take config sections as params, compared by repr: the same values must give the same repr
+    whatever order the file (or the defaults filled in) put the keys in."""
+    full = cfg.validate(default)
+    reordered = reverse_keys(default)
+    assert list(reordered) != list(default) and list(reordered["train"]) != list(default["train"])
+    assert repr(cfg.validate(reordered)) == repr(full)
+    assert list(full) == sorted(full) and list(full["train"]) == sorted(full["train"])
+    seeds = cfg.validate({**default, "generate": {**default["generate"], "sample_seeds": [9, 1, 5, 3, 2]}})
+    assert seeds["generate"]["sample_seeds"] == [9, 1, 5, 3, 2]  # lists keep their order
+
+
 def test_every_schema_key_has_default_and_description():
     def walk(node, path):
         for key, prop in node.get("properties", {}).items():

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import yaml
 from conftest import scheduled_jobs, snakemake, write_config
 
 DETERMINISTIC = [
@@ -109,6 +110,25 @@ def test_changed_bootstrap_reruns_only_the_metrics(copy_run):
     run = copy_run()
     write_config(run, {"evaluate": {"bootstrap_samples": 500}})
     assert scheduled_jobs(run, "iter3") == {"evaluate": 4, "summary": 1, "iter3": 1}
+
+
+def test_reordered_config_keys_rerun_nothing(copy_run):
+    """Caching depends on values only: the keys reversed at every level, or sorted as a YAML dumper
+    sorts them, schedule no job (rules take config sections as params, compared by repr)."""
+    run = copy_run()
+    path = run / "config/config.yaml"
+    config = yaml.safe_load(path.read_text())
+
+    def reverse(node):
+        return {k: reverse(node[k]) for k in reversed(list(node))} if isinstance(node, dict) else node
+
+    path.write_text(yaml.safe_dump(reverse(config), sort_keys=False))
+    assert path.read_text().startswith("evaluate:")  # the file really changed order
+    assert scheduled_jobs(run, "iter3") == {}
+    path.write_text(yaml.safe_dump(config, sort_keys=True))
+    assert scheduled_jobs(run, "iter3") == {}
+    write_config(run, {"train": {"eta": 50}})  # a changed value still reruns
+    assert scheduled_jobs(run, "iter3")["train"] == 3
 
 
 def test_report_shows_the_summary(copy_run):
