@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from sppo.reflogp import collate, encode_rows, sequence_logps
+from sppo.logprobs import collate, encode_rows, sequence_logps
 
 log = logging.getLogger(__name__)
 

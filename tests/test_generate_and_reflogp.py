@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import REPO, TINY_MODEL
 
-from sppo import basemodel, generate, models, reflogp, split, train
+from sppo import basemodel, generate, logprobs, models, reflogp, split, train
 
 MODEL_CONFIG = {"dtype": "float32", "device": "cpu", "trust_remote_code": False, "revision": None}
 SETTINGS = {
@@ -88,7 +88,7 @@ def test_reference_logps_equal_policy_logps_at_step_zero(policy_dir):
     batch = train.PairCollator(tokenizer.pad_token_id)(train.examples(tokenizer, with_ref, settings))
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    logps = reflogp.sequence_logps(logits, batch["labels"]).double()
+    logps = logprobs.sequence_logps(logits, batch["labels"]).double()
     assert torch.allclose(logps[:5], batch["ref_chosen_logp"], atol=1e-4)
     assert torch.allclose(logps[5:], batch["ref_rejected_logp"], atol=1e-4)
     assert all(r["ref_chosen_logp"] < 0 for r in with_ref)
@@ -97,7 +97,7 @@ def test_reference_logps_equal_policy_logps_at_step_zero(policy_dir):
 def test_sequence_logps_counts_only_labelled_tokens():
     # vocabulary of 2, uniform logits: every counted token has log-prob log(1/2)
     logits = torch.zeros(1, 5, 2)
-    labels = torch.tensor([[reflogp.IGNORE, reflogp.IGNORE, 1, 0, reflogp.IGNORE]])
+    labels = torch.tensor([[logprobs.IGNORE, logprobs.IGNORE, 1, 0, logprobs.IGNORE]])
     assert torch.allclose(
-        reflogp.sequence_logps(logits, labels), torch.tensor([2 * torch.log(torch.tensor(0.5))])
+        logprobs.sequence_logps(logits, labels), torch.tensor([2 * torch.log(torch.tensor(0.5))])
     )
