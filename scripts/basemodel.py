@@ -6,7 +6,7 @@ snakemake = snakemake  # noqa: F821 (provided by Snakemake)
 job.start(snakemake.log[0], snakemake.threads)
 
 prompts = split.read_local(snakemake.input.prompts, snakemake.params.column)
-with io.atomic_dir(snakemake.output.model) as tmp:
+with io.atomic_directory(snakemake.output.model) as tmp:
     basemodel.build(
         [p for p in prompts if isinstance(p, str)], snakemake.params.settings, snakemake.params.seed, tmp
     )

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -86,22 +87,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary directory beside ``path``; rename it to ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def dumps(obj) -> str:
     """Canonical JSON text: the same object always gives the same bytes."""
     return json.dumps(obj, ensure_ascii=False, sort_keys=True, allow_nan=False)
@@ -122,3 +107,42 @@ def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
     with atomic_path(path) as tmp:
         text = json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=indent, allow_nan=False)
         tmp.write_text(text + "\n", encoding="utf-8")
+
+
+def _barrier() -> None:
+    """Wait for every process of the torch.distributed group, when there is one."""
+    torch = sys.modules.get("torch")  # imported by whoever started a group; never imported here
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike, *, is_writer: bool = True) -> Iterator[Path]:
+    """Yield the empty directory ``.NAME.partial`` beside ``path``; rename it to ``path`` only if the
+    block succeeds (an existing ``path`` is replaced), and remove it if the block fails.
+
+    A partial directory left by a killed run is removed first, so nothing stale is published.
+    Several processes may write into it (under ZeRO-3 every process takes part in saving): each
+    enters the block, and only the one with ``is_writer`` creates, clears, removes and renames the
+    directory. Under torch.distributed every process waits for the others on entry (when the group
+    exists already) and before the rename; a process that joins its group inside the block must
+    not write before it has joined (joining waits for the writer).
+    """
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    if is_writer:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(partial, ignore_errors=True)  # left by a killed run
+        partial.mkdir()
+    _barrier()
+    try:
+        yield partial
+        _barrier()  # every process has written its part
+    except BaseException:
+        if is_writer:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if is_writer:
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(partial, path)

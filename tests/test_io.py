@@ -68,23 +68,73 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_atomic_dir_replaces_only_on_success(tmp_path):
+def test_atomic_directory_publishes_only_on_success(tmp_path):
     target = tmp_path / "model"
-    with io.atomic_dir(target) as tmp:
-        (tmp / "weights").write_text("v1")
-    with pytest.raises(RuntimeError), io.atomic_dir(target) as tmp:
-        (tmp / "weights").write_text("half")
+    with io.atomic_directory(target) as partial:
+        assert partial == tmp_path / ".model.partial" and list(partial.iterdir()) == []
+        (partial / "weights").write_text("v1")
+        assert not target.exists()
+    assert (target / "weights").read_text() == "v1"
+    with io.atomic_directory(target) as partial:
+        (partial / "weights").write_text("v2")
+    assert [p.name for p in target.iterdir()] == ["weights"] and (target / "weights").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_failed_atomic_directory_leaves_nothing_and_keeps_the_old_one(tmp_path):
+    target = tmp_path / "model"
+    with pytest.raises(FileNotFoundError), io.atomic_directory(target) as partial:
+        (partial / "weights").write_text("half")
+        raise FileNotFoundError
+    assert list(tmp_path.iterdir()) == []
+    with io.atomic_directory(target) as partial:
+        (partial / "weights").write_text("v1")
+    with pytest.raises(RuntimeError), io.atomic_directory(target) as partial:
+        (partial / "weights").write_text("half")
         raise RuntimeError
     assert (target / "weights").read_text() == "v1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_directory_starts_empty_after_a_killed_run(tmp_path):
+    leftover = tmp_path / "out" / ".model.partial"
+    (leftover / "sub").mkdir(parents=True)
+    (leftover / "model.safetensors.index.json").write_text("{}")  # transformers would prefer it
+    with io.atomic_directory(tmp_path / "out" / "model") as partial:
+        assert partial == leftover and list(partial.iterdir()) == []
+        (partial / "model.safetensors").write_text("w")
+    assert [p.name for p in (tmp_path / "out" / "model").iterdir()] == ["model.safetensors"]
+    assert not leftover.exists()
+
+
+def _save_in_two_processes(rank: int, out: str, init: str) -> None:
+    import time
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    with io.atomic_directory(out, is_writer=rank == 0) as partial:
+        if rank == 1:
+            time.sleep(1)  # the writer must wait for this part before it renames
+        (partial / f"part{rank}").write_text(str(rank))
+    dist.destroy_process_group()
+
+
+def test_atomic_directory_waits_for_every_process_before_publishing(tmp_path):
+    import torch.multiprocessing as mp
+
+    init = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(_save_in_two_processes, args=(str(tmp_path / "model"), init), nprocs=2)
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["part0", "part1"]
+    assert not (tmp_path / ".model.partial").exists()
 
 
 def test_atomic_outputs_get_the_umask_mode_not_a_private_one(tmp_path):
     old = os.umask(0o022)
     try:
         io.write_json(tmp_path / "m.json", {"a": 1})
-        with io.atomic_dir(tmp_path / "model") as tmp:
-            (tmp / "w").write_text("x")
+        with io.atomic_directory(tmp_path / "model") as partial:
+            (partial / "w").write_text("x")
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
