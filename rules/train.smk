@@ -1,3 +1,9 @@
+# The script is found beside the Snakefile, not in the working directory (snakemake --directory).
+TRAIN_SCRIPT = os.path.join(workflow.basedir, "scripts", "train.py")
+# python, torchrun or srun … torchrun: it follows from the train section, a param already.
+TRAIN_LAUNCHER = train_launcher()
+
+
 rule train:
     input:
         pairs="results/iter{t}/reflogp/pairs.jsonl",
@@ -17,19 +23,13 @@ rule train:
         **train_resources(),
     params:
         model=parent_policy,
-        launcher=train_launcher(),
-        settings_json=quoted_json(config["train"]),
-        model_config_json=quoted_json(config["model"]),
+        settings=quoted_json(config["train"]),
+        model_config=quoted_json(config["model"]),
         seed=config["seed"],
         threads=config["threads"],
+    # A shell rule, for the launcher; process 0 writes the job's provenance record (sppo/train.py).
     shell:
-        "started=$(date -u +%Y-%m-%dT%H:%M:%S+00:00); "
-        "{params.launcher} scripts/train.py --model {params.model} --pairs {input.pairs}"
-        " --out {output.model} --settings {params.settings_json}"
-        " --model-config {params.model_config_json} --seed {params.seed}"
-        " --threads {params.threads} > {log} 2>&1"
-        " && python -m sppo.provenance record --rule train --started $started --threads {threads}"
-        " --log {log:q} --input {input:q} --output {output:q} --wildcard t={wildcards.t}"
-        " --param model={params.model:q} --param launcher={params.launcher:q}"
-        " --json-param settings={params.settings_json} --json-param model_config={params.model_config_json}"
-        " --json-param seed={params.seed} --json-param threads={params.threads} >> {log} 2>&1"
+        "{TRAIN_LAUNCHER} {TRAIN_SCRIPT:q} --pairs {input.pairs:q} --out {output.model:q}"
+        " --model {params.model:q} --settings {params.settings} --model-config {params.model_config}"
+        " --seed {params.seed} --threads {params.threads}"
+        " --log {log:q} --wildcard t={wildcards.t} --job-threads {threads} > {log:q} 2>&1"

@@ -9,18 +9,28 @@ of the chosen and rejected responses:
 The global batch is fixed; per-process batch and gradient accumulation follow from the number of
 processes. The learning-rate schedule may be longer than the training (``schedule_epochs`` vs
 ``stop_epochs``), as in the released Mistral and Llama-3 models.
+
+Rule train runs :func:`main` (scripts/train.py) under python, torchrun or srun … torchrun; every
+process trains, π_t is published atomically (sppo.io.atomic_directory), and process 0 writes the
+job's provenance record.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from sppo import io, models
 from sppo.logprobs import collate, encode_rows, sequence_logps
+from sppo.provenance import record
 
 log = logging.getLogger(__name__)
 
@@ -156,3 +166,117 @@ def arguments(settings: dict, out_dir: str, world_size: int, max_steps: int, see
         data_seed=seed,
         use_cpu=not torch.cuda.is_available(),
     )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/train.py", description="Train π_t from π_{t−1} with the SPPO loss (rule train)."
+    )
+    parser.add_argument("--pairs", required=True, help="the pairs with π_{t−1}'s log-probs (reflogp)")
+    parser.add_argument("--out", required=True, help="the directory π_t is published to")
+    params = parser.add_argument_group("the rule's params, recorded as given")
+    params.add_argument("--model", required=True, help="π_{t−1}: a directory or a hub id")
+    params.add_argument("--settings", required=True, type=json.loads, help="the train section (JSON)")
+    params.add_argument("--model-config", required=True, type=json.loads, help="the model section (JSON)")
+    params.add_argument("--seed", required=True, type=int)
+    params.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    job = parser.add_argument_group("provenance: with --log, process 0 writes the job's record")
+    job.add_argument("--log", help="the job's log")
+    job.add_argument("--wildcard", action="append", default=[], metavar="NAME=VALUE")
+    job.add_argument("--job-threads", type=int, help="the job's threads, all processes together")
+    parser.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)  # deepspeed's launcher
+    return parser.parse_args(argv)
+
+
+def rule_params(args: argparse.Namespace) -> dict:
+    """The params of rule train, as its command passed them."""
+    return {
+        "model": args.model,
+        "settings": args.settings,
+        "model_config": args.model_config,
+        "seed": args.seed,
+        "threads": args.threads,
+    }
+
+
+def job_record(args: argparse.Namespace, started: str) -> dict:
+    """The provenance record of the finished job; π_{t−1} is an input when it is a directory (as in
+    rules/common.smk's policy_files), not when it is a hub id."""
+    return record.build(
+        rule="train",
+        inputs=[args.pairs] + ([args.model] if os.path.isdir(args.model) else []),
+        outputs=[args.out],
+        params=rule_params(args),
+        wildcards=dict(kv.split("=", 1) for kv in args.wildcard),
+        log=[args.log],
+        threads=args.job_threads,
+        started=started,
+    )
+
+
+def save_extras(out_dir: Path, tokenizer, args: argparse.Namespace, world: int) -> None:
+    """Beside the weights: the tokenizer and the settings used (sppo_train.json); no Trainer leftovers."""
+    tokenizer.save_pretrained(out_dir)
+    io.write_json(
+        out_dir / "sppo_train.json",
+        {
+            "settings": args.settings,
+            "seed": args.seed,
+            "parent": args.model,
+            "pairs": args.pairs,
+            "processes": world,
+        },
+    )
+    (out_dir / "training_args.bin").unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Rule train's job: train π_t, publish it atomically, and (process 0, with --log) record it."""
+    args, started = parse_args(argv), record.now()
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s [rank {rank}] %(name)s %(levelname)s %(message)s"
+    )
+    torch.set_num_threads(args.threads)
+    settings = args.settings
+
+    # ---- tokenizer and data
+    tokenizer = models.load_tokenizer(args.model, args.model_config)
+    rows = io.read_jsonl(
+        args.pairs, required=["prompt", "chosen", "rejected", "ref_chosen_logp", "ref_rejected_logp"]
+    )
+    pairs = examples(tokenizer, rows, settings)
+    max_steps, schedule_steps = schedule(len(pairs), settings)
+    log.info(
+        "%d pairs, %d processes: %d optimizer steps of a %d-step schedule",
+        len(rows),
+        world,
+        max_steps,
+        schedule_steps,
+    )
+
+    # ---- model and training, in a partial directory that becomes π_t only once complete
+    with io.atomic_directory(args.out, is_writer=rank == 0) as partial:
+        # The training arguments come first, so that ZeRO-3 partitions the weights as they load.
+        training_args = arguments(settings, str(partial), world, max_steps, args.seed)
+        if settings["deepspeed"]:
+            import deepspeed
+
+            deepspeed.init_distributed()  # ZeRO-3 partitions while loading and must see every process
+        model = models.load_model(args.model, args.model_config, for_training=True)
+        trainer = SPPOTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=pairs,
+            data_collator=PairCollator(tokenizer.pad_token_id),
+            eta=settings["eta"],
+            schedule_steps=schedule_steps,
+            callbacks=[StopOnNonFinite()],
+        )
+        trainer.train()  # a non-finite loss or gradient norm raises: nothing is published
+        check_finite(model)
+        trainer.save_model(str(partial))  # every process: ZeRO-3 gathers the weights
+        if rank == 0:
+            save_extras(partial, tokenizer, args, world)
+    if rank == 0 and args.log:
+        log.info("provenance record: %s", record.write(job_record(args, started)))

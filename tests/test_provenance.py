@@ -117,7 +117,7 @@ def test_every_artifact_of_the_run_is_recorded(finished_run, monkeypatch):
     generated = "results/iter1/generate/shard0.jsonl"
     assert ranked["inputs"][generated]["sha256"] == sha256(finished_run / generated)
     assert "scripts/rank.py" in ranked["code"]["files"] and ranked["params"]["judge"]["train"]
-    trained = made["results/iter2/model"]  # rule train (shell) records through the CLI
+    trained = made["results/iter2/model"]  # rule train (shell): its process 0 records
     assert trained["rule"] == "train" and trained["params"]["settings"]["eta"] and trained["started"]
     assert (
         trained["outputs"]["results/iter2/model"]["sha256"]

@@ -150,14 +150,31 @@ def test_recipe_iter3_dag_and_slurm_resources(workflow, name):
         ), job
     train = next(j for j in jobs if j["rule"] == "train")
     assert (
-        "python -m torch.distributed.run --standalone --nproc_per_node=8 scripts/train.py " in train["shell"]
-    )
+        f"python -m torch.distributed.run --standalone --nproc_per_node=8 {workflow}/scripts/train.py "
+        in train["shell"]
+    ), train["shell"]
 
 
 def test_local_run_asks_for_no_gpu(workflow):
     proc = snakemake(workflow, "iter1", "-n")
     jobs = dry_run_jobs(proc.stdout + proc.stderr)
     assert {j["resources"].get("gpu", "0") for j in jobs if j["resources"]} == {"0"}
+
+
+def test_judges_declare_whether_they_use_a_gpu(workflow):
+    """Every judge the schema offers says whether it computes on a GPU (sppo.judges.USES_GPU); with
+    gpus: true, rank and evaluate with the synthetic judge ask for none, the model jobs for one."""
+    from sppo.config import schema
+    from sppo.judges import USES_GPU
+
+    judge = schema()["properties"]["judge"]["properties"]
+    assert set(judge["train"]["enum"]) == set(judge["eval"]["enum"]) == set(USES_GPU)
+    assert USES_GPU == {"synthetic": False, "pairrm": True, "reward_model": True}
+    extra = workflow / "config" / "gpus.yaml"
+    extra.write_text(yaml.safe_dump({"gpus": True}))
+    proc = snakemake(workflow, "iter1", "--configfile", "config/config.yaml", str(extra), "-n")
+    gpus = {j["rule"]: j["resources"].get("gpu") for j in dry_run_jobs(proc.stdout + proc.stderr)}
+    assert gpus["rank"] == gpus["evaluate"] == "0" and gpus["generate"] == gpus["train"] == "1", gpus
 
 
 def test_vllm_generation_asks_for_its_tensor_parallel_gpus(workflow):
@@ -216,7 +233,7 @@ def test_two_node_training_is_one_srun_torchrun_per_node(workflow):
     assert (
         "srun --nodes=2 --ntasks=2 --ntasks-per-node=1 python -m torch.distributed.run --nnodes=2"
         ' --nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint="$(hostname)" --rdzv-id="$SLURM_JOB_ID"'
-        " scripts/train.py "
+        f" {workflow}/scripts/train.py "
     ) in train["shell"], train["shell"]
     res = train["resources"]
     assert {k: res[k] for k in ("nodes", "tasks", "mpi", "gres", "tasks_per_gpu")} == {

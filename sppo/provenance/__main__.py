@@ -4,13 +4,11 @@ python -m sppo.provenance audit [ARTIFACT ...]         check every artifact's li
 python -m sppo.provenance audit --tree ARTIFACT        print an artifact's lineage as a tree
 python -m sppo.provenance audit --dot ARTIFACT OUT     draw it (OUT: .dot/.gv text, - for stdout, .png/.svg)
 python -m sppo.provenance crate OUT_DIR [--validate]   export a Provenance Run Crate of the run
-python -m sppo.provenance record --rule R ...          write a job's record (used by rule train)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -52,23 +50,6 @@ def run_audit(args) -> int:
     return 1 if problems or counts["ok"] != len(findings) else 0
 
 
-def run_record(args) -> int:
-    params = dict(kv.split("=", 1) for kv in args.param)
-    params.update({k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.json_param)})
-    rec = record.build(
-        rule=args.rule,
-        inputs=[p for p in args.input if p],
-        outputs=args.output,
-        params=params,
-        wildcards=dict(kv.split("=", 1) for kv in args.wildcard),
-        log=args.log,
-        threads=args.threads,
-        started=args.started,
-    )
-    print(f"provenance record: {record.write(rec)}")
-    return 0
-
-
 def run_crate(args) -> int:
     from sppo.provenance import crate
 
@@ -99,18 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print problems only")
     p.set_defaults(func=run_audit)
-
-    p = commands.add_parser("record", help="write the provenance record of a finished job")
-    p.add_argument("--rule", required=True)
-    p.add_argument("--input", nargs="*", default=[])
-    p.add_argument("--output", nargs="+", required=True)
-    p.add_argument("--log", nargs="*", default=[])
-    p.add_argument("--wildcard", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=TEXT")
-    p.add_argument("--json-param", action="append", default=[], metavar="NAME=JSON")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--started", help="ISO 8601 start time of the job")
-    p.set_defaults(func=run_record)
 
     p = commands.add_parser("crate", help="export a Workflow Run RO-Crate (Provenance Run Crate 0.5)")
     p.add_argument("out_dir")

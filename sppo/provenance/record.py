@@ -2,7 +2,7 @@
 
 Records live at ``results/provenance/<first output relative to results/>.json`` and are written
 atomically by the job itself once its outputs are complete (``sppo.job.finish`` for script rules,
-``python -m sppo.provenance record`` appended to the shell command of rule train).
+process 0 of the training processes for rule train: ``sppo.train.job_record``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,80 @@
+"""Rule train's job as the rule starts it: its command, read back by sppo.train, and the provenance
+record that its process 0 writes (params as the rule passes them, inputs as the rule declares them)."""
+
+from __future__ import annotations
+
+import shlex
+
+import yaml
+from conftest import REPO, copy_workflow, snakemake
+from test_recipes import dry_run_jobs
+
+from sppo import train
+from sppo.config import validate
+
+
+def test_the_train_command_finds_its_script_from_another_directory(tmp_path):
+    workflow = copy_workflow(tmp_path / "checkout")
+    work = tmp_path / "work"
+    (work / "config").mkdir(parents=True)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["prompts"]["path"] = str(workflow / "data" / "prompts.jsonl")
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(work, "-s", str(workflow / "Snakefile"), "results/iter1/model", "-n", "-p")
+    (job,) = [j for j in dry_run_jobs(proc.stdout + proc.stderr) if j["rule"] == "train"]
+    words = shlex.split(job["shell"])
+    assert words[:2] == ["python", str(workflow / "scripts" / "train.py")], job["shell"]
+    assert words[-3:] == [">", "logs/train/iter1.log", "2>&1"], job["shell"]
+    args = train.parse_args(words[2:-3])
+    # the params sppo.train records are the ones the rule passes, as the config gives them
+    expected = validate(config)
+    assert train.rule_params(args) == {
+        "model": "results/iter0/model",
+        "settings": expected["train"],
+        "model_config": expected["model"],
+        "seed": expected["seed"],
+        "threads": expected["threads"],
+    }
+    assert (args.pairs, args.out, args.log) == (
+        "results/iter1/reflogp/pairs.jsonl",
+        "results/iter1/model",
+        "logs/train/iter1.log",
+    )
+    assert (args.wildcard, args.job_threads) == (["t=1"], job["threads"])
+
+
+def job_args(model: str) -> list[str]:
+    return [
+        *("--pairs", "results/iter1/reflogp/pairs.jsonl", "--out", "results/iter1/model"),
+        *("--model", model, "--settings", '{"eta": 1}', "--model-config", '{"dtype": "float32"}'),
+        *("--seed", "7", "--threads", "2", "--log", "logs/train/iter1.log"),
+        *("--wildcard", "t=1", "--job-threads", "4"),
+    ]
+
+
+def test_the_job_record_names_what_the_rule_declares(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for directory in ("results/iter0/model", "results/iter1/model", "results/iter1/reflogp"):
+        (tmp_path / directory).mkdir(parents=True)
+    (tmp_path / "results/iter0/model/model.safetensors").write_text("π_0")
+    (tmp_path / "results/iter1/model/model.safetensors").write_text("π_1")
+    (tmp_path / "results/iter1/reflogp/pairs.jsonl").write_text("{}\n")
+
+    rec = train.job_record(
+        train.parse_args(job_args("results/iter0/model")), started="2026-01-01T00:00:00+00:00"
+    )
+    assert rec["rule"] == "train" and rec["wildcards"] == {"t": "1"} and rec["threads"] == 4
+    assert set(rec["inputs"]) == {"results/iter1/reflogp/pairs.jsonl", "results/iter0/model"}
+    assert list(rec["outputs"]) == ["results/iter1/model"] and rec["log"] == ["logs/train/iter1.log"]
+    assert rec["params"] == {
+        "model": "results/iter0/model",
+        "settings": {"eta": 1},
+        "model_config": {"dtype": "float32"},
+        "seed": 7,
+        "threads": 2,
+    }
+    assert rec["started"] == "2026-01-01T00:00:00+00:00" and rec["finished"]
+
+    # a hub id is no input file (as in rules/common.smk's policy_files)
+    hub = train.job_record(train.parse_args(job_args("google/gemma-2-9b-it")), started=None)
+    assert set(hub["inputs"]) == {"results/iter1/reflogp/pairs.jsonl"}
