@@ -1,7 +1,4 @@
-# The script is found beside the Snakefile, not in the working directory (snakemake --directory).
-TRAIN_SCRIPT = os.path.join(workflow.basedir, "scripts", "train.py")
-# python, torchrun or srun … torchrun: it follows from the train section, a param already.
-TRAIN_LAUNCHER = train_launcher()
+from pathlib import Path
 
 
 rule train:
@@ -22,14 +19,18 @@ rule train:
     resources:
         **train_resources(),
     params:
+        # Beside the Snakefile, whatever the working directory. A Path, which Snakemake leaves out
+        # of its params check: a moved checkout reruns nothing.
+        script=Path(workflow.basedir, "scripts", "train.py"),
+        launcher=train_launcher(),
         model=parent_policy,
         settings=quoted_json(config["train"]),
         model_config=quoted_json(config["model"]),
         seed=config["seed"],
         threads=config["threads"],
-    # A shell rule, for the launcher; process 0 writes the job's provenance record (sppo/train.py).
+    # A shell rule, for its launcher. Process 0 writes the job's provenance record (sppo/train.py).
     shell:
-        "{TRAIN_LAUNCHER} {TRAIN_SCRIPT:q} --pairs {input.pairs:q} --out {output.model:q}"
-        " --model {params.model:q} --settings {params.settings} --model-config {params.model_config}"
-        " --seed {params.seed} --threads {params.threads}"
+        "{params.launcher} {params.script:q} --pairs {input.pairs:q} --out {output.model:q}"
+        " --launcher {params.launcher:q} --model {params.model:q} --settings {params.settings}"
+        " --model-config {params.model_config} --seed {params.seed} --threads {params.threads}"
         " --log {log:q} --wildcard t={wildcards.t} --job-threads {threads} > {log:q} 2>&1"

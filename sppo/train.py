@@ -174,7 +174,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--pairs", required=True, help="the pairs with π_{t−1}'s log-probs (reflogp)")
     parser.add_argument("--out", required=True, help="the directory π_t is published to")
-    params = parser.add_argument_group("the rule's params, recorded as given")
+    params = parser.add_argument_group("the rule's params, recorded as given (its script's path aside)")
+    params.add_argument("--launcher", help="what started the processes: python, torchrun, srun … torchrun")
     params.add_argument("--model", required=True, help="π_{t−1}: a directory or a hub id")
     params.add_argument("--settings", required=True, type=json.loads, help="the train section (JSON)")
     params.add_argument("--model-config", required=True, type=json.loads, help="the model section (JSON)")
@@ -191,6 +192,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def rule_params(args: argparse.Namespace) -> dict:
     """The params of rule train, as its command passed them."""
     return {
+        "launcher": args.launcher,
         "model": args.model,
         "settings": args.settings,
         "model_config": args.model_config,
@@ -199,7 +201,7 @@ def rule_params(args: argparse.Namespace) -> dict:
     }
 
 
-def job_record(args: argparse.Namespace, started: str) -> dict:
+def job_record(args: argparse.Namespace, started: str | None) -> dict:
     """The provenance record of the finished job; π_{t−1} is an input when it is a directory (as in
     rules/common.smk's policy_files), not when it is a hub id."""
     return record.build(

@@ -29,6 +29,7 @@ def test_the_train_command_finds_its_script_from_another_directory(tmp_path):
     # the params sppo.train records are the ones the rule passes, as the config gives them
     expected = validate(config)
     assert train.rule_params(args) == {
+        "launcher": "python",
         "model": "results/iter0/model",
         "settings": expected["train"],
         "model_config": expected["model"],
@@ -46,7 +47,16 @@ def test_the_train_command_finds_its_script_from_another_directory(tmp_path):
 def job_args(model: str) -> list[str]:
     return [
         *("--pairs", "results/iter1/reflogp/pairs.jsonl", "--out", "results/iter1/model"),
-        *("--model", model, "--settings", '{"eta": 1}', "--model-config", '{"dtype": "float32"}'),
+        *(
+            "--launcher",
+            "python",
+            "--model",
+            model,
+            "--settings",
+            '{"eta": 1}',
+            "--model-config",
+            '{"dtype": "float32"}',
+        ),
         *("--seed", "7", "--threads", "2", "--log", "logs/train/iter1.log"),
         *("--wildcard", "t=1", "--job-threads", "4"),
     ]
@@ -67,6 +77,7 @@ def test_the_job_record_names_what_the_rule_declares(tmp_path, monkeypatch):
     assert set(rec["inputs"]) == {"results/iter1/reflogp/pairs.jsonl", "results/iter0/model"}
     assert list(rec["outputs"]) == ["results/iter1/model"] and rec["log"] == ["logs/train/iter1.log"]
     assert rec["params"] == {
+        "launcher": "python",
         "model": "results/iter0/model",
         "settings": {"eta": 1},
         "model_config": {"dtype": "float32"},
