@@ -37,5 +37,4 @@ for n in range(1, ITERATIONS + 1):
             f"iter{n}"
         default_target: n == ITERATIONS
         input:
-            iteration_outputs(n),
-            rules.summary.output if n == ITERATIONS else [],
+            target_files(n),

@@ -1,5 +1,6 @@
-# Provenance audit: `snakemake --cores 1 audit` checks every artifact the final iteration's
-# summary and metrics depend on against its provenance record (sppo/provenance/audit.py).
+# Provenance audit: `snakemake --cores 1 audit` checks every artifact the final target asks for
+# (target_files, as rule iterN in the Snakefile) and its whole lineage against the provenance
+# records (sppo/provenance/audit.py), with the config this run was given (--configfile, --config).
 # No input (it audits what exists, it builds nothing) and no output, so it runs every time
 # it is asked for, and never as part of the default target.
 
@@ -9,5 +10,9 @@ rule audit:
         "logs/audit/audit.log",
     conda:
         DATA_ENV
-    shell:
-        "python -m sppo.provenance audit 2>&1 | tee {log}"
+    params:
+        artifacts=target_files(ITERATIONS),
+        snakefile=workflow.main_snakefile,
+        config=config,
+    script:
+        "../scripts/audit.py"

@@ -4,6 +4,7 @@ import shlex
 
 from sppo.io import dumps
 from sppo.job import put_interpreter_on_path
+from sppo.provenance.code import WORKFLOW_DIR_ENV
 
 
 wildcard_constraints:
@@ -13,6 +14,9 @@ wildcard_constraints:
 
 # Shell rules call `python`: make it the interpreter running Snakemake (see sppo.job).
 put_interpreter_on_path(workflow.deployment_settings.deployment_method)
+# Jobs find the workflow's own files (hashed into their provenance records) here, also when the
+# working directory is another one (snakemake -s DIR/Snakefile --directory WORK).
+os.environ[WORKFLOW_DIR_ENV] = workflow.basedir
 ITERATIONS = config["iterations"]
 SHARDS = config["shards"]
 MODEL_ENV = "../envs/model.yaml"
@@ -99,6 +103,13 @@ def iteration_outputs(n):
         ],
         t=range(n + 1),
     ) + leaderboard_results(n)
+
+
+def target_files(n):
+    """What target iter{n} asks for; the last one (the default target) also the summary. Rule audit
+    checks the same files."""
+    summary = list(rules.summary.output) if n == ITERATIONS else []
+    return iteration_outputs(n) + summary
 
 
 def leaderboard_results(n):

@@ -24,6 +24,14 @@ def provenance(run: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=run, capture_output=True, text=True, timeout=600)
 
 
+def snakemake_audit(run: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`snakemake audit` (the final target's artifacts, with this run's config); stdout: its log."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", *args, "audit"]
+    proc = subprocess.run(cmd, cwd=run, capture_output=True, text=True, timeout=600)
+    log = (run / "logs/audit/audit.log").read_text()
+    return subprocess.CompletedProcess(cmd, proc.returncode, log, proc.stderr)
+
+
 def lines_about(proc: subprocess.CompletedProcess[str], path: str) -> list[str]:
     return [line for line in proc.stdout.splitlines() if line.split(":")[0].split()[-1:] == [path]]
 
@@ -132,19 +140,18 @@ def test_every_artifact_of_the_run_is_recorded(finished_run, monkeypatch):
 def test_a_clean_run_audits_clean(copy_run):
     run = copy_run()
     start = time.perf_counter()
-    proc = provenance(run, "audit")
+    proc = snakemake_audit(run)
     seconds = time.perf_counter() - start
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     last = proc.stdout.splitlines()[-1]
     n = int(last.split()[1])
     assert f"{n} ok" in last and n > 30, last
     assert lines_about(proc, "data/prompts.jsonl") and lines_about(proc, "results/iter3/model")
-    print(f"\naudit of the default iter3 run: {seconds:.1f} s ({n} artifacts)")
-    snakemake_audit = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "audit"], cwd=run, capture_output=True, text=True
-    )
-    assert snakemake_audit.returncode == 0, snakemake_audit.stderr[-3000:]
-    assert f"audit: {n} artifacts: {n} ok" in (run / "logs/audit/audit.log").read_text()
+    assert lines_about(proc, "results/summary/winrate.png")  # the final target's own files
+    print(f"\nsnakemake audit of the default iter3 run: {seconds:.1f} s ({n} artifacts)")
+    cli = provenance(run, "audit", "results/iter1/winprob/pairs.jsonl")
+    assert cli.returncode == 0 and cli.stdout.splitlines()[-1].startswith("audit: ")
+    assert "snakemake --cores 1 audit" in provenance(run, "audit").stderr  # no default list of its own
 
 
 def test_a_flipped_byte_is_reported_as_modified(copy_run):
@@ -155,7 +162,7 @@ def test_a_flipped_byte_is_reported_as_modified(copy_run):
     data[100] ^= 0x01
     shard.write_bytes(bytes(data))
     os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # caught by its hash, not its timestamp
-    proc = provenance(run, "audit")
+    proc = snakemake_audit(run)
     assert proc.returncode == 1
     (line,) = lines_about(proc, AUDITED)
     assert line.startswith("MODIFIED") and "recorded" in line
@@ -167,7 +174,7 @@ def test_a_deleted_artifact_is_reported_as_missing(copy_run):
     run = copy_run()
     (run / "results/iter2/reflogp/pairs.jsonl").unlink()
     (run / "results/iter1/model/config.json").unlink()
-    proc = provenance(run, "audit")
+    proc = snakemake_audit(run)
     assert proc.returncode == 1
     (line,) = lines_about(proc, "results/iter2/reflogp/pairs.jsonl")
     assert line.startswith("MISSING")
@@ -179,7 +186,7 @@ def test_a_changed_param_without_a_rerun_is_stale(copy_run):
     run = copy_run()
     config = run / "config/config.yaml"
     config.write_text(config.read_text().replace("temperature: 0.7", "temperature: 0.9"))
-    proc = provenance(run, "audit")
+    proc = snakemake_audit(run)
     assert proc.returncode == 1
     (line,) = lines_about(proc, "results/iter1/generate/shard0.jsonl")
     assert line.startswith("STALE") and "params differ" in line

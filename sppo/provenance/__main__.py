@@ -1,6 +1,6 @@
 """Provenance of a run, from its working directory:
 
-python -m sppo.provenance audit [ARTIFACT ...]         check every artifact's lineage (exit 1 on problems)
+python -m sppo.provenance audit ARTIFACT ...           check each artifact's lineage (exit 1 on problems)
 python -m sppo.provenance audit --tree ARTIFACT        print an artifact's lineage as a tree
 python -m sppo.provenance audit --dot ARTIFACT OUT     draw it (OUT: .dot/.gv text, - for stdout, .png/.svg)
 python -m sppo.provenance crate OUT_DIR [--validate]   export a Provenance Run Crate of the run
@@ -12,20 +12,7 @@ import argparse
 import sys
 import time
 
-from sppo.provenance import audit, graph, record
-
-
-def default_artifacts() -> list[str]:
-    """What the final iteration's summary and metrics depend on: its target's outputs."""
-    from sppo.config import load
-
-    n = load("config/config.yaml")["iterations"]
-    per_iteration = [
-        f"results/iter{t}/evaluate/{name}.json"
-        for t in range(n + 1)
-        for name in ("metrics", "annotations", "alpaca_eval")
-    ]
-    return ["results/summary/metrics.tsv", "results/summary/winrate.png", *per_iteration]
+from sppo.provenance import audit, code, graph, record
 
 
 def run_audit(args) -> int:
@@ -36,9 +23,14 @@ def run_audit(args) -> int:
     if args.dot:
         graph.draw(args.dot[0], made, args.dot[1])
         return 0
+    if not args.artifacts:
+        raise SystemExit(
+            "audit: name the artifacts to check, or run `snakemake --cores 1 audit` (with the run's own"
+            " --configfile and --config), which checks what the final target asks for"
+        )
     start = time.perf_counter()
-    roots = args.artifacts or default_artifacts()
-    findings, problems = audit.audit(roots, records, made)
+    workflow = code.workflow_of(records, args.snakefile)
+    findings, problems = audit.audit(args.artifacts, records, made, workflow, args.configfile)
     for finding in findings:
         if finding.status != "ok" or not args.quiet:
             print(finding.line())
@@ -72,7 +64,17 @@ def main(argv: list[str] | None = None) -> int:
 
     p = commands.add_parser("audit", help="check artifacts against their provenance records")
     p.add_argument(
-        "artifacts", nargs="*", help="default: everything the final iteration's summary depends on"
+        "artifacts", nargs="*", help="what to check, with its lineage (`snakemake audit`: the final target)"
+    )
+    p.add_argument(
+        "--snakefile",
+        help="the workflow's Snakefile (default: the one the run's records name, else ./Snakefile)",
+    )
+    p.add_argument(
+        "--configfile",
+        action="append",
+        default=[],
+        help="the run's config file(s), as given to snakemake (default: the workflow's own)",
     )
     p.add_argument("--tree", metavar="ARTIFACT", help="print the lineage of ARTIFACT and stop")
     p.add_argument(

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sppo.provenance import hashing
 from sppo.provenance.code import code_files
@@ -79,7 +80,9 @@ def _under_results(path: str) -> bool:
     return not os.path.relpath(path, RESULTS).startswith("..")
 
 
-def params_changed(targets: list[str]) -> tuple[set[str], str | None]:
+def params_changed(
+    targets: list[str], workflow: Path = Path("."), configfiles: list[str] = ()
+) -> tuple[set[str], str | None]:
     """Outputs whose params differ from those the current config gives, as Snakemake sees them.
 
     ``snakemake --summary`` compares the params Snakemake stored for each output
@@ -87,9 +90,11 @@ def params_changed(targets: list[str]) -> tuple[set[str], str | None]:
     "params changed" (unless a status it ranks higher applies: missing, updated input files, rule
     implementation changed, set of input files changed). ``--list-changes params`` would be the
     obvious call, but Snakemake 9.27 lists every output that has stored params there, changed or
-    not. Returns the outputs and, if Snakemake could not answer, why.
+    not. The current config is the workflow's with ``configfiles`` on top, as the run gave them.
+    Returns the outputs and, if Snakemake could not answer, why.
     """
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "--summary", *targets]
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(workflow / "Snakefile")]
+    cmd += (["--configfile", *configfiles] if configfiles else []) + ["--cores", "1", "--summary", *targets]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     rows = [line.split("\t") for line in proc.stdout.splitlines() if "\t" in line]
     if proc.returncode != 0 or not rows or "status" not in rows[0]:
@@ -101,8 +106,9 @@ def params_changed(targets: list[str]) -> tuple[set[str], str | None]:
 class Auditor:
     """Recomputes each path's hash once, and each rule's current code hash once."""
 
-    def __init__(self) -> None:
+    def __init__(self, workflow: Path) -> None:
         self._entries: dict[str, dict | None] = {}
+        self.workflow = workflow
 
     def current(self, path: str) -> dict | None:
         if path not in self._entries:
@@ -111,7 +117,7 @@ class Auditor:
 
     def job_staleness(self, record: dict, changed_params: set[str]) -> list[str]:
         reasons = []
-        now, then = code_files(record["rule"]), record["code"]["files"]
+        now, then = code_files(record["rule"], self.workflow), record["code"]["files"]
         changed = sorted(p for p in now.keys() | then.keys() if now.get(p) != then.get(p))
         if changed:
             reasons.append("code changed: " + ", ".join(changed))
@@ -155,14 +161,22 @@ class Auditor:
         return Finding(path)
 
 
-def audit(roots: list[str], records: dict, made: dict[str, dict]) -> tuple[list[Finding], list[str]]:
-    """Findings for every artifact in the lineage of ``roots``, and run-wide problems."""
+def audit(
+    roots: list[str],
+    records: dict,
+    made: dict[str, dict],
+    workflow: Path = Path("."),
+    configfiles: list[str] = (),
+) -> tuple[list[Finding], list[str]]:
+    """Findings for every artifact in the lineage of ``roots``, and run-wide problems. ``workflow``:
+    the directory of the Snakefile, whose code and config (``configfiles`` on top) are the current."""
     found = lineage(roots, made)
-    changed_params, error = params_changed(sorted({os.path.normpath(r) for r in roots}))
+    targets = sorted({os.path.normpath(r) for r in roots})
+    changed_params, error = params_changed(targets, workflow, configfiles)
     problems = [f"params could not be checked: snakemake --summary failed: {error}"] if error else []
     if not os.path.isdir(".snakemake/metadata"):
         problems.append("params could not be checked: no Snakemake metadata (.snakemake/metadata)")
-    auditor = Auditor()
+    auditor = Auditor(workflow)
     findings = [f for record in found.jobs.values() for f in auditor.check_job(record, changed_params)]
     for path in found.sources:
         consumers = [r for r in records.values() if path in r["inputs"]]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -21,6 +22,14 @@ from sppo.provenance.hashing import file_sha256, tree_sha256
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the sppo package
 EXCLUDED_MODULES = ("sppo.provenance",)
 EXCLUDED_WORKFLOW_FILES = ("rules/audit.smk",)  # the audit makes no artifact
+# The directory of the workflow's Snakefile; rules/common.smk sets it for every job, so that a run
+# started from another working directory (snakemake -s DIR/Snakefile --directory WORK) finds it.
+WORKFLOW_DIR_ENV = "SPPO_WORKFLOW_DIR"
+
+
+def workflow_dir() -> Path:
+    """The workflow's directory: $SPPO_WORKFLOW_DIR when Snakemake runs the job, else the working one."""
+    return Path(os.environ.get(WORKFLOW_DIR_ENV) or ".").resolve()
 
 
 def _module_file(name: str) -> Path | None:
@@ -78,10 +87,29 @@ def _workflow_files(root: Path, rule: str) -> list[Path]:
     return [p for p in shared + own if p.is_file()] if own else [p for p in shared[:1] + smk if p.is_file()]
 
 
+def workflow_of(records: dict, snakefile: str | None = None) -> Path:
+    """The workflow directory to audit against: ``snakefile``'s, else $SPPO_WORKFLOW_DIR (set inside a
+    Snakemake job), else the working directory if it holds a Snakefile, else the directory the
+    records were made with (a run started with snakemake -s DIR/Snakefile --directory WORK)."""
+    if snakefile:
+        return Path(snakefile).resolve().parent
+    if os.environ.get(WORKFLOW_DIR_ENV):
+        return Path(os.environ[WORKFLOW_DIR_ENV])
+    recorded = [r["code"].get("workflow_dir") for r in records.values() if r["code"].get("workflow_dir")]
+    if Path("Snakefile").is_file() or not recorded:
+        return Path(".").resolve()
+    return Path(recorded[-1])
+
+
+def code_files(rule: str, workdir: str | os.PathLike | None = None) -> dict[str, str]:
+    """Relative path → sha256 of every file of rule ``rule``'s code (package files as sppo/...), in the
+    workflow directory ``workdir`` (default: ``workflow_dir()``)."""
+    return _code_files(rule, str(Path(workdir).resolve() if workdir else workflow_dir()))
+
+
 @functools.cache
-def code_files(rule: str, workdir: str = ".") -> dict[str, str]:
-    """Relative path → sha256 of every file of rule ``rule``'s code (package files as sppo/...)."""
-    root = Path(workdir)
+def _code_files(rule: str, root_dir: str) -> dict[str, str]:
+    root = Path(root_dir)
     script = root / "scripts" / f"{rule}.py"
     files = {p.relative_to(root).as_posix(): p for p in _workflow_files(root, rule)}
     if script.is_file():
@@ -99,9 +127,9 @@ def _git(*args: str, cwd: Path) -> str | None:
 
 
 @functools.cache
-def git_version(workdir: str = ".") -> dict:
+def git_version(workdir: str | None = None) -> dict:
     """Commit and dirtiness of the repository holding the workflow (else the one holding sppo)."""
-    for where in (Path(workdir).resolve(), PACKAGE_DIR):
+    for where in (Path(workdir).resolve() if workdir else workflow_dir(), PACKAGE_DIR):
         commit = _git("rev-parse", "HEAD", cwd=where)
         if commit:
             status = _git("status", "--porcelain", cwd=where)
@@ -109,6 +137,8 @@ def git_version(workdir: str = ".") -> dict:
     return {"git_commit": None, "git_dirty": None}
 
 
-def code_version(rule: str, workdir: str = ".") -> dict:
-    files = code_files(rule, workdir)
-    return {**git_version(workdir), "sha256": tree_sha256(files), "files": files}
+def code_version(rule: str, workdir: str | None = None) -> dict:
+    """The code of rule ``rule``: git version, file hashes and the workflow directory they are in."""
+    root = Path(workdir).resolve() if workdir else workflow_dir()
+    files = code_files(rule, root)
+    return {**git_version(str(root)), "sha256": tree_sha256(files), "files": files, "workflow_dir": str(root)}

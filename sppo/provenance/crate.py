@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from sppo.provenance import record as records_
-from sppo.provenance.code import PACKAGE_DIR
+from sppo.provenance.code import PACKAGE_DIR, workflow_of
 
 RO_CRATE_VERSION = "1.1"
 CONTEXT_FILE = Path(__file__).with_name("ro-crate-1.1-context.jsonld")
@@ -63,15 +63,18 @@ def _data(crate, path: str, entry: dict | None = None, **props):
     return crate.add_file(path, path, properties=props)
 
 
-def _add_code(crate, records: dict) -> None:
-    """The code files the jobs ran (as recorded), the config and the environments."""
+def _add_code(crate, records: dict, workflow: Path) -> None:
+    """The code files the jobs ran (as recorded, from the workflow directory ``workflow``), the config
+    and the environments."""
     for rel in sorted({rel for rec in records.values() for rel in rec["code"]["files"]} - {"Snakefile"}):
-        source = PACKAGE_DIR.parent / rel if rel.startswith("sppo/") else Path(rel)
+        source = PACKAGE_DIR.parent / rel if rel.startswith("sppo/") else workflow / rel
         if source.is_file():
             crate.add_file(source, rel, properties={"@type": ["File", "SoftwareSourceCode"]})
-    for path in ("config/config.yaml", *sorted(str(p) for p in Path("envs").glob("*.yaml"))):
-        if Path(path).is_file():
-            _data(crate, path)
+    if Path("config/config.yaml").is_file():
+        _data(crate, "config/config.yaml")
+    for path in sorted((workflow / "envs").glob("*.yaml")):
+        size, kind = str(path.stat().st_size), mimetypes.guess_type(path.name)[0] or "text/plain"
+        crate.add_file(path, f"envs/{path.name}", properties={"contentSize": size, "encodingFormat": kind})
 
 
 def _tool(crate, workflow, rec: dict):
@@ -142,14 +145,15 @@ def export(out_dir: str | os.PathLike) -> Path:
 
     any_record = next(iter(records.values()))
     types = ["File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"]  # HowTo: it has steps
+    workflow_dir = workflow_of(records)
     workflow = crate.add_workflow(
-        "Snakefile", "Snakefile", main=True, lang="snakemake", properties={"@type": types}
+        workflow_dir / "Snakefile", "Snakefile", main=True, lang="snakemake", properties={"@type": types}
     )
     workflow["version"] = any_record["code"]["git_commit"] or "unversioned"
     snakemake_version = any_record["software"].get("snakemake", "unknown")
     workflow["programmingLanguage"]["version"] = snakemake_version
     engine = _entity(crate, "#snakemake", "SoftwareApplication", name="Snakemake", version=snakemake_version)
-    _add_code(crate, records)
+    _add_code(crate, records, workflow_dir)
 
     order = sorted(
         records.items(), key=lambda item: (item[1]["started"] or item[1]["finished"], str(item[0]))
