@@ -3,6 +3,7 @@ import os
 import shlex
 
 from sppo.io import dumps
+from sppo.judges import USES_GPU
 from sppo.job import put_interpreter_on_path
 from sppo.provenance.code import WORKFLOW_DIR_ENV
 
@@ -142,7 +143,7 @@ def gpus(step):
         return config["generate"]["tensor_parallel_size"]
     if step in ("rank", "evaluate"):
         judge = config["judge"]["train" if step == "rank" else "eval"]
-        return 0 if judge == "synthetic" else 1
+        return 1 if USES_GPU[judge] else 0
     return 1
 
 

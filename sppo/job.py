@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from datetime import UTC, datetime
+
+from sppo.provenance.record import now
 
 _started: str | None = None
 
@@ -18,7 +19,7 @@ _started: str | None = None
 def start(log_path: str, threads: int = 1) -> logging.Logger:
     """Redirect stdout and stderr (of Python and of native code) to ``log_path``; set torch's threads."""
     global _started
-    _started = datetime.now(UTC).isoformat(timespec="seconds")
+    _started = now()
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()

@@ -7,16 +7,9 @@ import logging
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from sppo.devices import resolve_device, torch_dtype
+
 log = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def device(name: str) -> torch.device:
-    """``auto`` → cuda when available, else cpu."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def load_tokenizer(path: str, model_config: dict):
@@ -39,7 +32,7 @@ def load_model(path: str, model_config: dict, *, for_training: bool = False):
     """The causal LM at ``path``. For inference it goes to the configured device and dtype in eval
     mode; for training it stays in float32 and the Trainer places it (under ZeRO-3, create the
     TrainingArguments first, so that the weights are partitioned while loading)."""
-    dtype = torch.float32 if for_training else DTYPES[model_config["dtype"]]
+    dtype = torch.float32 if for_training else torch_dtype(model_config["dtype"])
     model = AutoModelForCausalLM.from_pretrained(
         path,
         revision=model_config.get("revision"),
@@ -47,6 +40,6 @@ def load_model(path: str, model_config: dict, *, for_training: bool = False):
         dtype=dtype,
     )
     if not for_training:
-        model.to(device(model_config["device"])).eval()
+        model.to(resolve_device(model_config["device"])).eval()
     log.info("loaded %s (%s, %s)", path, type(model).__name__, dtype)
     return model

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from sppo.judges.base import Judge, Judgement
 
+# Whether each judge computes on a GPU: with the config's `gpus: true`, a rank or evaluate job asks
+# for one only when its judge does. Kept here, not on the classes, so that the workflow reads it
+# without importing torch or llm-blender.
+USES_GPU = {"synthetic": False, "pairrm": True, "reward_model": True}
+
 
 def load_judge(judge_config: dict, role: str) -> Judge:
     """Build the judge named by ``judge_config[role]`` (role: "train" or "eval") with its settings.
@@ -28,4 +33,4 @@ def load_judge(judge_config: dict, role: str) -> Judge:
     raise ValueError(f"judge.{role}: unknown judge {name!r}")
 
 
-__all__ = ["Judge", "Judgement", "load_judge"]
+__all__ = ["USES_GPU", "Judge", "Judgement", "load_judge"]

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 
-import torch
-
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    """The torch dtype called ``name`` (one of :data:`DTYPES`)."""
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {name!r}")
-    return DTYPES[name]
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"``: ``"cuda"`` when torch sees a GPU, else ``"cpu"``; any other device as given."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def check_batch_size(batch_size: int, name: str = "batch_size") -> int:
@@ -84,15 +66,3 @@ def weight_files(weights: Path) -> list[Path]:
         return [weights]
     shards = sorted(set(json.loads(weights.read_text())["weight_map"].values()))
     return [weights.parent / shard for shard in shards]
-
-
-def sha256_files(paths: list[Path], chunk_size: int = 1 << 20) -> str:
-    """sha256 of the files' bytes concatenated in the given order, read in chunks of 1 MiB.
-
-    For a single file it is that file's sha256 (what ``sha256sum`` prints)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            while chunk := f.read(chunk_size):
-                digest.update(chunk)
-    return digest.hexdigest()

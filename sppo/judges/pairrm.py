@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sppo.devices import resolve_device, torch_dtype
 from sppo.judges import pairrm_compat
 from sppo.judges.base import Judge, Judgement, scores_from_logits
 from sppo.judges.model_judge import (
@@ -48,11 +49,9 @@ from sppo.judges.model_judge import (
     count_candidates,
     hub_error,
     is_hub_id,
-    resolve_device,
-    sha256_files,
-    torch_dtype,
     weights_file,
 )
+from sppo.provenance.hashing import file_sha256
 
 # load_ranker reads pytorch_model.bin when there is one, else model.safetensors.
 WEIGHT_NAMES = ("pytorch_model.bin", "model.safetensors")
@@ -231,7 +230,7 @@ class PairRMJudge(Judge):
             "source": self.path,
             "backbone": self.backbone,
             "weights_file": weights.name,
-            "weights_sha256": sha256_files([weights]),
+            "weights_sha256": file_sha256(weights),
             "dtype": self.dtype,
             "source_max_length": self.source_max_length,
             "candidate_max_length": self.candidate_max_length,

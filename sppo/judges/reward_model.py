@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sppo.devices import resolve_device, torch_dtype
 from sppo.judges.base import Judge, Judgement, scores_from_logits
 from sppo.judges.model_judge import (
     check_batch_size,
@@ -24,12 +25,10 @@ from sppo.judges.model_judge import (
     count_candidates,
     hub_error,
     is_hub_id,
-    resolve_device,
-    sha256_files,
-    torch_dtype,
     weight_files,
     weights_file,
 )
+from sppo.provenance.hashing import file_sha256
 
 # from_pretrained prefers safetensors; a sharded checkpoint has an index instead.
 WEIGHT_NAMES = (
@@ -133,7 +132,7 @@ class RewardModelJudge(Judge):
             "name": self.name,
             "source": self.path,
             "weights_file": weights.name,
-            "weights_sha256": sha256_files(weight_files(weights)),
+            "weights_sha256": file_sha256(*weight_files(weights)),
             "dtype": self.dtype,
             "max_length": self.max_length,
         }

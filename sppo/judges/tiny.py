@@ -1,4 +1,8 @@
-"""Tiny offline judge checkpoints for tests and benchmarks, built in well under a second.
+"""Test fixtures, not part of the pipeline: tiny offline judge checkpoints, built in well under a second.
+
+No rule uses this module. It is shipped in the package only so that the tests, the benchmarks,
+``.ci/gpu-smoke`` and ``tests/golden/make_pairrm_golden.py`` (which runs in a throwaway venv) can
+all import it from the installed package.
 
 Both use real architectures and tokenizers with a fixed, explicit vocabulary (a trained tokenizer
 gets run-dependent ids), so the same seed gives the same bytes.

@@ -25,11 +25,14 @@ CHUNK = 1 << 20
 SNAKEMAKE_MARKER = ".snakemake_timestamp"
 
 
-def file_sha256(path: str | os.PathLike) -> str:
+def file_sha256(*paths: str | os.PathLike) -> str:
+    """sha256 of the bytes of ``paths`` read one after another in chunks of 1 MiB; for one file, its
+    sha256 (what ``sha256sum`` prints)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
+    for path in paths:
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
