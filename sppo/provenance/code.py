@@ -101,10 +101,10 @@ def workflow_of(records: dict, snakefile: str | None = None) -> Path:
     return Path(recorded[-1])
 
 
-def code_files(rule: str, workdir: str | os.PathLike | None = None) -> dict[str, str]:
+def code_files(rule: str, workflow: str | os.PathLike | None = None) -> dict[str, str]:
     """Relative path → sha256 of every file of rule ``rule``'s code (package files as sppo/...), in the
-    workflow directory ``workdir`` (default: ``workflow_dir()``)."""
-    return _code_files(rule, str(Path(workdir).resolve() if workdir else workflow_dir()))
+    workflow directory ``workflow`` (default: ``workflow_dir()``)."""
+    return _code_files(rule, str(Path(workflow).resolve() if workflow else workflow_dir()))
 
 
 @functools.cache
@@ -127,9 +127,9 @@ def _git(*args: str, cwd: Path) -> str | None:
 
 
 @functools.cache
-def git_version(workdir: str | None = None) -> dict:
+def git_version(workflow: str | None = None) -> dict:
     """Commit and dirtiness of the repository holding the workflow (else the one holding sppo)."""
-    for where in (Path(workdir).resolve() if workdir else workflow_dir(), PACKAGE_DIR):
+    for where in (Path(workflow).resolve() if workflow else workflow_dir(), PACKAGE_DIR):
         commit = _git("rev-parse", "HEAD", cwd=where)
         if commit:
             status = _git("status", "--porcelain", cwd=where)
@@ -137,8 +137,8 @@ def git_version(workdir: str | None = None) -> dict:
     return {"git_commit": None, "git_dirty": None}
 
 
-def code_version(rule: str, workdir: str | None = None) -> dict:
+def code_version(rule: str, workflow: str | None = None) -> dict:
     """The code of rule ``rule``: git version, file hashes and the workflow directory they are in."""
-    root = Path(workdir).resolve() if workdir else workflow_dir()
+    root = Path(workflow).resolve() if workflow else workflow_dir()
     files = code_files(rule, root)
     return {**git_version(str(root)), "sha256": tree_sha256(files), "files": files, "workflow_dir": str(root)}
