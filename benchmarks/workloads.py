@@ -1,0 +1,64 @@
+"""Inputs the benchmarks share: judge texts of realistic SPPO lengths, and random token batches.
+
+The realistic mix follows what a 7–9B instruct model answers to UltraFeedback prompts (the SPPO
+recipes): prompts of 30–360 tokens, responses of 80–2000 tokens, both log-uniform, so that about
+half of the responses are longer than PairRM's candidate limit (412 tokens) and get cut. Texts are
+made of words that the tiny PairRM tokenizer (sppo.judges.tiny) holds whole, one token per word,
+so a text of n words is about n tokens there (a real tokenizer gives about as many for English).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+
+WORDS = "the a an and of to in is it that for on with as are be this you not or what how can".split()
+
+# (shortest, longest) in tokens; see the module docstring
+REALISTIC = {"prompt": (30, 360), "response": (80, 2000)}
+SHORT = {"prompt": (3, 30), "response": (5, 60)}  # for toy runs (tests)
+
+
+def log_uniform(rng: random.Random, low: int, high: int) -> int:
+    return int(math.exp(rng.uniform(math.log(low), math.log(high + 1))))
+
+
+def realistic_texts(
+    n_prompts: int, k: int, seed: int, lengths: dict = REALISTIC
+) -> tuple[list[str], list[list[str]]]:
+    """Deterministic prompts with K responses each, of the lengths in ``lengths`` (tokens ≈ words)."""
+    rng = random.Random(seed)
+
+    def text(kind: str) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(log_uniform(rng, *lengths[kind])))
+
+    prompts = [text("prompt") for _ in range(n_prompts)]
+    return prompts, [[text("response") for _ in range(k)] for _ in prompts]
+
+
+def random_token_prompts(n: int, vocab_size: int, seed: int, lengths=REALISTIC["prompt"]) -> list[list[int]]:
+    """``n`` prompts of random token ids (ids 10 and up, clear of special tokens), log-uniform lengths."""
+    rng = random.Random(seed)
+    return [[rng.randrange(10, vocab_size) for _ in range(log_uniform(rng, *lengths))] for _ in range(n)]
+
+
+def pair_batch(pairs: int, prompt_len: int, response_len: int, vocab_size: int, seed: int) -> dict:
+    """A training batch as sppo's collator lays it out (chosen rows, then rejected rows), no padding:
+    input ids, attention mask, labels (-100 on the prompt) and the pairs' win probabilities."""
+    generator = torch.Generator().manual_seed(seed)
+    length = prompt_len + response_len
+    ids = torch.randint(10, vocab_size, (2 * pairs, length), generator=generator)
+    prompt = ids[:pairs, :prompt_len]
+    ids[pairs:, :prompt_len] = prompt  # a pair's two responses answer the same prompt
+    labels = ids.clone()
+    labels[:, :prompt_len] = -100
+    p_win = 0.5 + 0.5 * torch.rand(pairs, generator=generator)
+    return {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "labels": labels,
+        "p_win": p_win,
+        "p_lose": 1 - p_win,
+    }
