@@ -41,7 +41,7 @@ import time
 import torch
 
 from benchmarks.workloads import REALISTIC, SHORT, pair_batch, random_token_prompts, realistic_texts
-from sppo.reflogp import sequence_logps
+from sppo.logprobs import sequence_logps
 from sppo.train import sppo_loss
 
 # Real shapes (from the models' config.json) and toy shapes with the same layout, for --tiny.

@@ -1,8 +1,14 @@
 """Time PairRM ranking: llm-blender as the SPPO authors call it, against PairRMJudge, on the same inputs.
 
-    PYTHONPATH=. python benchmarks/rank_pairrm.py --threads 2              # tiny PairRM, 256 prompts x K=5
-    PYTHONPATH=. python benchmarks/rank_pairrm.py --threads 1 --batch-tokens 2048 4096 8192
+    PYTHONPATH=. python benchmarks/rank_pairrm.py --threads 2       # both workloads, both checkpoints
+    PYTHONPATH=. python benchmarks/rank_pairrm.py --workloads short --sizes tiny --batch-tokens 2048 4096
     PYTHONPATH=. python benchmarks/rank_pairrm.py --checkpoint DIR --device cuda --repeats 3
+
+Workloads: ``short``, ``--prompts`` prompts of up to 30 words with K responses of up to 60 (any
+words, punctuation); ``realistic``, ``--realistic-prompts`` prompts at SPPO lengths
+(benchmarks/workloads.py: prompts of 30–360 tokens, responses of 80–2000, about half cut at 412).
+Checkpoints (built in a temporary directory, PairRM's format): ``tiny`` (2 layers, hidden 32) and
+``small`` (4 layers, hidden 256, 3.5M parameters), or ``--checkpoint``.
 
 (a) ``Blender.rank(prompts, candidates, return_scores=True, batch_size=1)``: one prompt at a time,
     llm-blender's collator, K(K−1) forward passes of one sequence each;
@@ -26,8 +32,10 @@ import time
 import numpy as np
 import torch
 
+from benchmarks.workloads import realistic_texts
+from sppo.judges import pairrm_compat
 from sppo.judges.pairrm import PairRMJudge
-from sppo.judges.tiny import build_tiny_pairrm
+from sppo.judges.tiny import SMALL, TINY, build_tiny_pairrm
 
 WORDS = "the a an and of to in is it that for on with as are be this you not or what how can".split()
 WORDS += "model answer question river Paris 1984 quickly, because! however; (see above) [note] x=2".split()
@@ -56,12 +64,15 @@ def timed(function, *args) -> tuple[np.ndarray, object]:
     return np.array([time.perf_counter() - start[0], time.process_time() - start[1]]), result
 
 
-def main() -> None:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--prompts", type=int, default=256, help="number of prompts")
+    parser.add_argument("--workloads", nargs="+", default=["short", "realistic"])
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], help="built checkpoints")
+    parser.add_argument("--prompts", type=int, default=256, help="prompts of the short workload")
+    parser.add_argument("--realistic-prompts", type=int, default=16, help="prompts of the realistic one")
     parser.add_argument("--k", type=int, default=5, help="responses per prompt")
-    parser.add_argument("--prompt-words", type=int, default=30, help="longest prompt, in words")
-    parser.add_argument("--response-words", type=int, default=60, help="longest response, in words")
+    parser.add_argument("--prompt-words", type=int, default=30, help="short: longest prompt, in words")
+    parser.add_argument("--response-words", type=int, default=60, help="short: longest response")
     parser.add_argument(
         "--batch-size", type=int, default=32, help="PairRMJudge: most ordered pairs per batch"
     )
@@ -69,12 +80,10 @@ def main() -> None:
         "--batch-tokens",
         type=int,
         nargs="+",
-        default=[4096],
+        default=[1024, 4096],
         help="PairRMJudge: most padded tokens per batch",
     )
-    parser.add_argument(
-        "--checkpoint", help="a PairRM checkpoint (default: the tiny one, built in a temp dir)"
-    )
+    parser.add_argument("--checkpoint", help="a PairRM checkpoint instead of the built ones")
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--dtype", default="float32", help="PairRMJudge only; Blender.rank uses llm-blender's"
@@ -84,25 +93,27 @@ def main() -> None:
         "--threads", type=int, help="torch CPU threads of both sides (default: torch's choice)"
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each side")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return parser.parse_args(argv)
 
+
+def workload(name: str, args) -> tuple[list[str], list[list[str]]]:
+    if name == "short":
+        return sample_inputs(args.prompts, args.k, args.prompt_words, args.response_words, args.seed)
+    return realistic_texts(args.realistic_prompts, args.k, args.seed)
+
+
+def compare(checkpoint: str, prompts, candidates, args) -> dict:
+    """Time (a) and every (b) on the same inputs, ``args.repeats`` times, alternating the order."""
     from llm_blender import Blender, BlenderConfig
 
-    prompts, candidates = sample_inputs(
-        args.prompts, args.k, args.prompt_words, args.response_words, args.seed
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = args.checkpoint or str(build_tiny_pairrm(tmp))
-        blender = Blender(BlenderConfig(device=args.device, use_tqdm=False))
-        blender.loadranker(checkpoint, device=args.device)
-        judges = {
-            tokens: PairRMJudge(
-                checkpoint, args.device, args.dtype, batch_size=args.batch_size, batch_tokens=tokens
-            )
-            for tokens in args.batch_tokens
-        }
+    blender = Blender(BlenderConfig(device=args.device, use_tqdm=False))
+    blender.loadranker(checkpoint, device=args.device)
+    judges = {
+        tokens: PairRMJudge(
+            checkpoint, args.device, args.dtype, batch_size=args.batch_size, batch_tokens=tokens
+        )
+        for tokens in args.batch_tokens
+    }
 
     def rank_a(p, c):
         return blender.rank(p, c, return_scores=True, batch_size=1, disable_tqdm=True)
@@ -120,9 +131,38 @@ def main() -> None:
             seconds[name].append(elapsed)
         for tokens in judges:
             diffs[tokens].append(np.abs(results["a"] - results[tokens].scores).max())
-    truncated = results[args.batch_tokens[0]].truncated
+    return {"seconds": seconds, "diffs": diffs, "truncated": results[args.batch_tokens[0]].truncated}
 
-    print(f"inputs: {args.prompts} prompts x K={args.k}, checkpoint {args.checkpoint or 'tiny PairRM'}")
+
+def report(title: str, result: dict, args) -> None:
+    seconds, diffs = result["seconds"], result["diffs"]
+    print(f"\n== {title}")
+    print("repeat  side                      wall s   CPU s   (a)/(b) wall   (a)/(b) CPU   max|diff|")
+    for repeat in range(args.repeats):
+        a = seconds["a"][repeat]
+        print(f"{repeat:>6}  (a)                     {a[0]:>7.2f} {a[1]:>7.2f}")
+        for tokens in diffs:
+            b = seconds[tokens][repeat]
+            ratio = a / b
+            print(
+                f"{repeat:>6}  (b) batch_tokens={tokens:<6} {b[0]:>7.2f} {b[1]:>7.2f} {ratio[0]:>13.2f}x"
+                f" {ratio[1]:>12.2f}x   {diffs[tokens][repeat]:.1e}"
+            )
+    for tokens in diffs:
+        ratios = np.array(seconds["a"]) / np.array(seconds[tokens])
+        wall, cpu = np.median(ratios, axis=0)
+        print(
+            f"median speed-up, batch_tokens={tokens}: {wall:.2f}x wall, {cpu:.2f}x CPU "
+            f"(max |score diff| {max(diffs[tokens]):.1e})"
+        )
+    print(f"truncated: {result['truncated']}")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pairrm_compat.apply()  # before llm_blender is imported
     print(
         f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads "
         f"(both sides), device {args.device}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
@@ -130,25 +170,22 @@ def main() -> None:
     print(
         f"(a) Blender.rank(batch_size=1); (b) PairRMJudge(batch_size={args.batch_size}, dtype={args.dtype})"
     )
-    print("repeat  side                      wall s   CPU s   (a)/(b) wall   (a)/(b) CPU   max|diff|")
-    for repeat in range(args.repeats):
-        a = seconds["a"][repeat]
-        print(f"{repeat:>6}  (a)                     {a[0]:>7.2f} {a[1]:>7.2f}")
-        for tokens in judges:
-            b = seconds[tokens][repeat]
-            ratio = a / b
-            print(
-                f"{repeat:>6}  (b) batch_tokens={tokens:<6} {b[0]:>7.2f} {b[1]:>7.2f} {ratio[0]:>13.1f}x"
-                f" {ratio[1]:>12.1f}x   {diffs[tokens][repeat]:.1e}"
-            )
-    for tokens in judges:
-        ratios = np.array(seconds["a"]) / np.array(seconds[tokens])
-        wall, cpu = np.median(ratios, axis=0)
-        print(
-            f"median speed-up, batch_tokens={tokens}: {wall:.1f}x wall, {cpu:.1f}x CPU "
-            f"(max |score diff| {max(diffs[tokens]):.1e})"
+    sizes = {"tiny": TINY, "small": SMALL}
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoints = (
+            {args.checkpoint: args.checkpoint}
+            if args.checkpoint
+            else {
+                size: str(build_tiny_pairrm(os.path.join(tmp, size), size=sizes[size])) for size in args.sizes
+            }
         )
-    print(f"truncated: {truncated}")
+        for name in args.workloads:
+            prompts, candidates = workload(name, args)
+            for label, checkpoint in checkpoints.items():
+                result = compare(checkpoint, prompts, candidates, args)
+                report(
+                    f"{name} workload ({len(prompts)} prompts x K={args.k}), checkpoint {label}", result, args
+                )
 
 
 if __name__ == "__main__":
