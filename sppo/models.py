@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from sppo.imports import without_sklearn
+
+with without_sklearn():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sppo.devices import resolve_device, torch_dtype
 

@@ -26,11 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from sppo import io, models
+from sppo.imports import without_sklearn
 from sppo.logprobs import collate, encode_rows, sequence_logps
 from sppo.provenance import record
+
+with without_sklearn():
+    from transformers import Trainer, TrainerCallback, TrainingArguments
 
 log = logging.getLogger(__name__)
 
