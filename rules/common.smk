@@ -85,7 +85,13 @@ def judge_prompt_files(wildcards):
 
 def reflogp_settings():
     """The train keys the reflogp stage reads: changing any other train key does not rerun it."""
-    keys = ("max_length", "max_prompt_length", "truncation", "per_device_batch_size")
+    keys = (
+        "max_length",
+        "max_prompt_length",
+        "truncation",
+        "per_device_batch_size",
+        "logprob_chunk",
+    )
     return {key: config["train"][key] for key in keys}
 
 

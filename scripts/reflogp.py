@@ -15,6 +15,7 @@ rows = reflogp.compute(
     max_prompt_length=settings["max_prompt_length"],
     truncation=settings["truncation"],
     batch_size=settings["per_device_batch_size"],
+    logprob_chunk=settings["logprob_chunk"],
 )
 io.write_jsonl(snakemake.output[0], rows)
 job.finish(snakemake)

@@ -7,11 +7,19 @@ first training step log πθ − log π_ref is 0 up to float rounding:
 
 The prompt's tokens (the assistant header included) and the padding are labelled IGNORE and
 never counted.
+
+:func:`response_logps` computes it from a model without the full-vocabulary logits: the model's
+body gives the last hidden states, and the LM head is applied to ``chunk`` response positions at a
+time, each token's log-prob taken as logit[label] − logsumexp(logits) in float32. The whole
+[batch, length, vocab] logits tensor (and its log_softmax copy) never exists; under autograd each
+piece is checkpointed, so backward recomputes one piece's logits at a time instead of keeping them
+all. With ``chunk`` 0 or None it is :func:`sequence_logps` of the model's own logits.
 """
 
 from __future__ import annotations
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from sppo.chat import EncodedPair, encode_response, truncate
 
@@ -55,3 +63,66 @@ def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     mask = labels != IGNORE
     token_logps = torch.gather(logits.log_softmax(-1), 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return (token_logps * mask).sum(-1)
+
+
+def response_logps(model, batch: dict[str, torch.Tensor], chunk: int | None) -> torch.Tensor:
+    """Σ over each row's response tokens of log π(token | prefix), float32, as :func:`sequence_logps`
+    of the model's logits; with ``chunk``, from pieces of ``chunk`` response positions (module
+    docstring). ``model`` may be wrapped (DDP, DeepSpeed): it is called through its wrapper."""
+    if not chunk:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return sequence_logps(logits, batch["labels"])
+    inner = model
+    while hasattr(inner, "module"):  # DDP and DeepSpeed engines hold the model as .module
+        inner = inner.module
+    captured = []
+    hook = inner.get_decoder().register_forward_hook(lambda m, a, out: captured.append(out[0]))
+    try:
+        # The call goes through the wrapper (gradient sync, ZeRO-3 gathering) and computes the
+        # logits of the last position only, against which the pieces' head is checked.
+        last = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1)
+    finally:
+        hook.remove()
+    hidden = captured[-1]
+    check_head(inner, hidden[:, -1:], last.logits)
+    labels = batch["labels"][:, 1:]
+    rows, cols = (labels != IGNORE).nonzero(as_tuple=True)
+    states, targets = hidden[:, :-1][rows, cols], labels[rows, cols]  # response positions only
+    pieces = []
+    for start in range(0, len(targets), chunk):
+        args = (inner, states[start : start + chunk], targets[start : start + chunk])
+        if torch.is_grad_enabled() and states.requires_grad:
+            pieces.append(checkpoint(piece_logps, *args, use_reentrant=False, preserve_rng_state=False))
+        else:
+            pieces.append(piece_logps(*args))
+    sums = torch.zeros(labels.shape[0], dtype=torch.float32, device=labels.device)
+    return sums.index_add(0, rows, torch.cat(pieces)) if pieces else sums
+
+
+def head_logits(model, states: torch.Tensor) -> torch.Tensor:
+    """The model's logits for last hidden ``states``: its LM head, then Gemma-2's final soft-capping
+    cap·tanh(logits/cap) as its forward applies it (in the logits' dtype)."""
+    logits = model.get_output_embeddings()(states)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap is not None:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def piece_logps(model, states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log π(target) = logit[target] − logsumexp(logits), in float32, one token per row of ``states``."""
+    logits = head_logits(model, states).float()
+    return logits.gather(1, targets.unsqueeze(1)).squeeze(1) - logits.logsumexp(1)
+
+
+def check_head(model, states: torch.Tensor, logits: torch.Tensor) -> None:
+    """A ValueError unless :func:`head_logits` gives the model's own ``logits`` for ``states``: an
+    architecture that transforms its logits otherwise must use the full logits (chunk 0)."""
+    with torch.no_grad():
+        ours, theirs = head_logits(model, states).float(), logits.float()
+        tolerance = 1e-2 * (1 + theirs.abs().max())  # one bfloat16 rounding of the largest logit
+        if ours.shape != theirs.shape or (ours - theirs).abs().max() > tolerance:
+            raise ValueError(
+                f"{type(model).__name__}: the LM head applied to the last hidden states does not give "
+                "the model's logits; compute log-probs from the full logits (train.logprob_chunk: 0)"
+            )

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from sppo.logprobs import collate, encode_rows, sequence_logps
+from sppo.logprobs import collate, encode_rows, response_logps
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ def compute(
     max_prompt_length: int,
     truncation: str,
     batch_size: int,
+    logprob_chunk: int | None = None,
 ) -> list[dict]:
     """``rows`` with ``ref_chosen_logp`` and ``ref_rejected_logp`` added."""
     chosen, rejected, cut = encode_rows(tokenizer, rows, max_length, max_prompt_length, truncation)
@@ -37,10 +38,7 @@ def compute(
         stop = start + batch_size
         batch = collate(chosen[start:stop] + rejected[start:stop], tokenizer.pad_token_id)
         batch = {k: v.to(model.device) for k, v in batch.items()}
-        logps = sequence_logps(
-            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
-            batch["labels"],
-        ).tolist()
+        logps = response_logps(model, batch, logprob_chunk).tolist()
         n = len(rows[start:stop])
         for row, c, r in zip(rows[start:stop], logps[:n], logps[n:], strict=True):
             out.append({**row, "ref_chosen_logp": c, "ref_rejected_logp": r})

@@ -29,7 +29,7 @@ import torch
 
 from sppo import io, models
 from sppo.imports import without_sklearn
-from sppo.logprobs import collate, encode_rows, sequence_logps
+from sppo.logprobs import collate, encode_rows, response_logps
 from sppo.provenance import record
 
 with without_sklearn():
@@ -77,10 +77,11 @@ class PairCollator:
 
 
 class SPPOTrainer(Trainer):
-    def __init__(self, *args, eta: float, schedule_steps: int, **kwargs):
+    def __init__(self, *args, eta: float, schedule_steps: int, logprob_chunk: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.eta = eta
         self.schedule_steps = schedule_steps
+        self.logprob_chunk = logprob_chunk  # response positions per LM-head piece (sppo.logprobs)
         # The loss of a micro-batch is its mean over pairs, so the Trainer must divide it by the
         # accumulation steps (the authors' transformers 4.42 did). It does so only for models whose
         # forward takes no **kwargs; for the others it expects a loss summed over num_items_in_batch
@@ -92,8 +93,7 @@ class SPPOTrainer(Trainer):
         return super().create_scheduler(self.schedule_steps, optimizer)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        logps = sequence_logps(out.logits, inputs["labels"]).double()
+        logps = response_logps(model, inputs, self.logprob_chunk).double()
         n = logps.shape[0] // 2
         loss = (
             sppo_loss(
@@ -112,7 +112,7 @@ class SPPOTrainer(Trainer):
             raise FloatingPointError(
                 f"training step {self.state.global_step + 1}: the SPPO loss is {loss.item()}"
             )
-        return (loss, out) if return_outputs else loss
+        return (loss, {"logps": logps}) if return_outputs else loss
 
 
 class StopOnNonFinite(TrainerCallback):
@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
             data_collator=PairCollator(tokenizer.pad_token_id),
             eta=settings["eta"],
             schedule_steps=schedule_steps,
+            logprob_chunk=settings["logprob_chunk"],
             callbacks=[StopOnNonFinite()],
         )
         trainer.train()  # a non-finite loss or gradient norm raises: nothing is published
