@@ -20,7 +20,9 @@ train     one SPPO optimizer step (the recipe's: bf16 autocast over float32 weig
           (reference log-probs precomputed, one model in memory) against the authors' (a frozen
           reference model run on every step). Tokens/s, MFU (6·N·tokens per step over the GPU's
           dense bf16 peak; N counts every parameter, attention FLOPs and the recomputation are
-          not counted) and peak GPU memory. The first step's loss must be the same in both.
+          not counted) and peak GPU memory; the one-model step also with the response log-probs
+          computed in pieces (``--logprob-chunks``, as train.logprob_chunk). The first step's loss
+          must be the same in all.
 
 Parts run one after the other in this process; each times its sides in the same run after a
 warm-up. The table is printed, and written as JSON with ``--json``.
@@ -41,7 +43,7 @@ import time
 import torch
 
 from benchmarks.workloads import REALISTIC, SHORT, pair_batch, random_token_prompts, realistic_texts
-from sppo.logprobs import sequence_logps
+from sppo.logprobs import response_logps
 from sppo.train import sppo_loss
 
 # Real shapes (from the models' config.json) and toy shapes with the same layout, for --tiny.
@@ -330,13 +332,16 @@ def judge_part(shapes: dict, args, device: torch.device) -> list[dict]:
 
 
 def train_part(shapes: dict, args, device: torch.device) -> list[dict]:
-    """The workflow's one-model step against the authors' live-reference step, same batch, same start."""
+    """The workflow's one-model step (full logits, then each ``--logprob-chunks`` size) against the
+    authors' live-reference step (full logits), same batch, same start."""
     shape = shapes["gemma-2-2b"]
     batch = pair_batch(args.pairs, args.prompt_len, args.response_len, shape["vocab_size"], args.seed)
     batch = {k: v.to(device) for k, v in batch.items()}
     tokens = batch["input_ids"].numel()
     rows = []
-    for pattern in ("one model (precomputed reference)", "live reference model"):
+    variants = [("one model (precomputed reference)", 0), ("live reference model", 0)]
+    variants += [("one model (precomputed reference)", chunk) for chunk in args.logprob_chunks]
+    for pattern, chunk in variants:
         reset_memory(device)
         model = causal_lm(shape, device, torch.float32, args.seed)
         model.config.use_cache = False
@@ -344,10 +349,9 @@ def train_part(shapes: dict, args, device: torch.device) -> list[dict]:
         model.train()
         n_params = sum(p.numel() for p in model.parameters())
 
-        def logps(m):
+        def logps(m, chunk=chunk):
             with torch.autocast(device.type, dtype=torch.bfloat16):
-                logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            return sequence_logps(logits, batch["labels"])
+                return response_logps(m, batch, chunk)
 
         reference = None
         if pattern.startswith("live"):
@@ -383,6 +387,7 @@ def train_part(shapes: dict, args, device: torch.device) -> list[dict]:
             {
                 "part": "train",
                 "pattern": pattern,
+                "logprob_chunk": chunk,
                 "model": f"gemma-2-2b-shaped ({n_params / 1e9:.2f}B parameters)",
                 "tokens_per_step": tokens,
                 "step_seconds_median": step,
@@ -434,6 +439,9 @@ def parse_args(argv=None):
     parser.add_argument("--pairs", type=int, default=4, help="pairs per train step (the recipe's per device)")
     parser.add_argument("--prompt-len", type=int, default=256)
     parser.add_argument("--response-len", type=int, default=768, help="prompt + response: max_length 1024")
+    parser.add_argument(
+        "--logprob-chunks", type=int, nargs="*", default=[256], help="train.logprob_chunk values to add"
+    )
     parser.add_argument("--warmup-steps", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--gen-batch", type=int, default=64, help="prompts per transformers generate call")

@@ -16,6 +16,7 @@ def test_gpu_benchmark_runs_every_part_at_toy_shapes(tmp_path):
             "--pairs=2",
             "--prompt-len=8",
             "--response-len=24",
+            "--logprob-chunks=7",
             "--warmup-steps=1",
             "--steps=1",
             "--gen-batch=3",
@@ -35,11 +36,14 @@ def test_gpu_benchmark_runs_every_part_at_toy_shapes(tmp_path):
     # float32 rounding is ~1e-8 here; the golden tests hold the judges to each other more tightly)
     assert 0 < judge[0]["max_abs_score"] and judge[2]["max_abs_diff_vs_first"] <= 1e-6
 
-    one, live = [r for r in rows if r["part"] == "train"]
+    one, live, chunked = [r for r in rows if r["part"] == "train"]
     assert one["pattern"].startswith("one model") and live["pattern"].startswith("live")
+    assert (one["logprob_chunk"], live["logprob_chunk"], chunked["logprob_chunk"]) == (0, 0, 7)
     assert one["tokens_per_step"] == 2 * 2 * (8 + 24)
-    # the precomputed reference is the live one at the first step: the same loss
+    # the precomputed reference is the live one at the first step, and pieces sum as the whole
+    # logits do: the same loss
     assert math.isclose(one["first_loss"], live["first_loss"], rel_tol=1e-5)
+    assert math.isclose(one["first_loss"], chunked["first_loss"], rel_tol=1e-4)
     assert one["first_loss"] > 0 and one["mfu"] is None and one["peak_memory_gib"] is None
 
     generate = [r for r in rows if r["part"] == "generate"]
