@@ -96,7 +96,7 @@ class PairRMJudge(Judge):
         device: str = "auto",
         dtype: str = "float32",
         batch_size: int = 32,
-        batch_tokens: int = 4096,
+        batch_tokens: int = 1024,
         source_max_length: int = 1224,
         candidate_max_length: int = 412,
     ):
