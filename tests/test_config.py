@@ -92,6 +92,11 @@ def test_every_schema_key_has_default_and_description():
         ({"train": {"learning_rate": float("inf")}}, "config key train.learning_rate: inf is not a finite"),
         ({"generate": {"top_p": float("-inf")}}, "config key generate.top_p: -inf is not a finite number"),
         ({"train": {"warmup_ratio": 1.0}}, "config key train.warmup_ratio: 1.0 is greater than or equal"),
+        ({"train": {"deepspeed": "ds/missing.json"}}, "config key train.deepspeed: DeepSpeed config"),
+        (
+            {"leaderboard": {"include_path": "tasks/missing"}},
+            "config key leaderboard.include_path: task directory 'tasks/missing' not found",
+        ),
     ],
 )
 def test_bad_values_name_the_key(default, change, message):
