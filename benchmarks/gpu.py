@@ -37,6 +37,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import tempfile
 import time
 
@@ -90,46 +91,40 @@ SHAPES = {
         hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
     ),
 }
-TINY = {
-    "gemma-2-9b": GEMMA2
-    | dict(
-        vocab_size=1000,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
-    ),
-    "llama-3-8b": dict(
-        model_type="llama",
-        vocab_size=1000,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    ),
-    "deberta-v3-large": dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
-    ),
-}
-TINY["gemma-2-2b"] = TINY["gemma-2-9b"]
+# The same layouts at toy size: every model two layers of width 64 (Gemma's heads of 32).
+TOY = dict(
+    vocab_size=1000,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+)
+TINY = {name: SHAPES[name] | TOY for name in ("gemma-2-9b", "gemma-2-2b", "llama-3-8b")}
+TINY["gemma-2-9b"]["head_dim"] = TINY["gemma-2-2b"]["head_dim"] = 32
+TINY["deberta-v3-large"] = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+)
 
 # Dense bf16 peak of the GPUs this benchmark has met (NVIDIA's data sheets, without sparsity).
 PEAK_BF16 = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}
 
 
-def causal_lm(shape: dict, device: torch.device, dtype: torch.dtype, seed: int):
-    """A random-weight causal LM of ``shape``, built on ``device`` (the same seed: the same weights)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+def model_config(shape: dict):
+    """The transformers config of a causal LM of ``shape`` (token ids 0 and 1 for padding and EOS)."""
+    from transformers import AutoConfig
 
     fields = dict(shape)
-    config = AutoConfig.for_model(fields.pop("model_type"), **fields, pad_token_id=0, eos_token_id=1)
+    return AutoConfig.for_model(fields.pop("model_type"), **fields, pad_token_id=0, eos_token_id=1)
+
+
+def causal_lm(shape: dict, device: torch.device, dtype: torch.dtype, seed: int):
+    """A random-weight causal LM of ``shape``, built on ``device`` (the same seed: the same weights)."""
+    from transformers import AutoModelForCausalLM
+
     torch.manual_seed(seed)
     with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    return model
+        return AutoModelForCausalLM.from_config(model_config(shape), dtype=dtype)
 
 
 def sync(device: torch.device) -> None:
@@ -201,12 +196,9 @@ def vllm_generate(name: str, shape: dict, args) -> dict:
     """Tokens/s of vLLM with dummy weights: K requests per prompt, each with its own seed (as
     sppo.generate_vllm sends them), prompts given as token ids."""
     import vllm
-    from transformers import AutoConfig
 
-    fields = dict(shape)
-    config = AutoConfig.for_model(fields.pop("model_type"), **fields, pad_token_id=0, eos_token_id=1)
     with tempfile.TemporaryDirectory() as tmp:
-        config.save_pretrained(tmp)
+        model_config(shape).save_pretrained(tmp)
         llm = vllm.LLM(
             model=tmp,
             load_format="dummy",
@@ -331,6 +323,61 @@ def judge_part(shapes: dict, args, device: torch.device) -> list[dict]:
 # ---------------------------------------------------------------- train
 
 
+def training_model(shape: dict, device: torch.device, seed: int):
+    """A causal LM of ``shape`` as the recipes train it: float32 weights, gradient checkpointing."""
+    model = causal_lm(shape, device, torch.float32, seed)
+    model.config.use_cache = False
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model.train()
+
+
+def sppo_steps(model, batch: dict, *, live_reference: bool, chunk: int, steps: int, bf16=True, ready=None):
+    """``steps`` SPPO optimizer steps of ``model`` on ``batch`` (RMSprop at the recipes' 5e-7, clipping at
+    1, η = 1000), the response log-probs in pieces of ``chunk`` (0: full logits), under bf16 autocast.
+
+    The reference log-probs are the model's own before the first step, computed once (the workflow's
+    reflogp stage) or, with ``live_reference``, by a frozen copy run on every step (the authors).
+    ``ready()``, if given, is called once the reference and optimizer exist, before the first step.
+    Returns the losses, each step's seconds, the first step's largest |r| (0 up to rounding) and
+    summed policy log-probs, and what ``ready`` returned."""
+    device = batch["input_ids"].device
+
+    def logps(m):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return response_logps(m, batch, chunk)
+
+    reference = fixed = None
+    if live_reference:
+        reference = copy.deepcopy(model).eval().requires_grad_(False)
+    else:
+        with torch.no_grad():
+            fixed = logps(model)  # what the reflogp stage stores
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=5e-7)
+    out = {"losses": [], "times": [], "ready": ready() if ready else None}
+    n = len(batch["p_win"])
+    for _ in range(steps):
+        sync(device)
+        start = time.perf_counter()
+        if reference is not None:
+            with torch.no_grad():
+                ref = logps(reference)
+        else:
+            ref = fixed
+        policy = logps(model)
+        loss = sppo_loss(policy[:n], policy[n:], ref[:n], ref[n:], batch["p_win"], batch["p_lose"], 1000.0)
+        loss.mean().backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if not out["losses"]:
+            out["first_max_abs_r"] = float((policy - ref).abs().max())
+            out["first_logps_sum"] = float(policy.sum())
+        out["losses"].append(loss.mean().item())
+        sync(device)
+        out["times"].append(time.perf_counter() - start)
+    return out
+
+
 def train_part(shapes: dict, args, device: torch.device) -> list[dict]:
     """The workflow's one-model step (full logits, then each ``--logprob-chunks`` size) against the
     authors' live-reference step (full logits), same batch, same start."""
@@ -343,45 +390,16 @@ def train_part(shapes: dict, args, device: torch.device) -> list[dict]:
     variants += [("one model (precomputed reference)", chunk) for chunk in args.logprob_chunks]
     for pattern, chunk in variants:
         reset_memory(device)
-        model = causal_lm(shape, device, torch.float32, args.seed)
-        model.config.use_cache = False
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.train()
+        model = training_model(shape, device, args.seed)
         n_params = sum(p.numel() for p in model.parameters())
-
-        def logps(m, chunk=chunk):
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                return response_logps(m, batch, chunk)
-
-        reference = None
-        if pattern.startswith("live"):
-            reference = copy.deepcopy(model).eval().requires_grad_(False)
-            fixed = None
-        else:
-            with torch.no_grad():
-                fixed = logps(model)  # what the reflogp stage stores
-        optimizer = torch.optim.RMSprop(model.parameters(), lr=5e-7)
-        n = args.pairs
-        losses, times = [], []
-        for _ in range(args.warmup_steps + args.steps):
-            sync(device)
-            start = time.perf_counter()
-            if reference is not None:
-                with torch.no_grad():
-                    ref = logps(reference)
-            else:
-                ref = fixed
-            policy = logps(model)
-            p_win, p_lose = batch["p_win"], batch["p_lose"]
-            loss = sppo_loss(policy[:n], policy[n:], ref[:n], ref[n:], p_win, p_lose, 1000.0).mean()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            sync(device)
-            times.append(time.perf_counter() - start)
-        step = sorted(times[args.warmup_steps :])[len(times[args.warmup_steps :]) // 2]
+        run = sppo_steps(
+            model,
+            batch,
+            live_reference=pattern.startswith("live"),
+            chunk=chunk,
+            steps=args.warmup_steps + args.steps,
+        )
+        step = statistics.median(run["times"][args.warmup_steps :])
         peak = PEAK_BF16.get(gpu_family(device))
         rows.append(
             {
@@ -394,10 +412,10 @@ def train_part(shapes: dict, args, device: torch.device) -> list[dict]:
                 "tokens_per_s": tokens / step,
                 "mfu": 6 * n_params * tokens / step / peak if peak else None,
                 "peak_memory_gib": peak_memory_gib(device),
-                "first_loss": losses[0],
+                "first_loss": run["losses"][0],
             }
         )
-        del model, reference, optimizer, fixed
+        del model, run
     reset_memory(device)
     return rows
 

@@ -25,7 +25,6 @@ in every variant of a shape (r = 0 at the start, whether the reference is precom
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -37,10 +36,8 @@ import time
 
 import torch
 
-from benchmarks.gpu import causal_lm
+from benchmarks.gpu import sppo_steps, training_model
 from benchmarks.workloads import pair_batch
-from sppo.logprobs import response_logps
-from sppo.train import sppo_loss
 
 SHAPES = {
     "llama-58m": dict(
@@ -89,53 +86,26 @@ def run_variant(shape: dict, variant: str, args) -> dict:
     chunk = args.chunk if variant.endswith("chunked") else 0
     n = args.pairs if shape["vocab_size"] < 100_000 or args.tiny else args.vocab_pairs
     batch = pair_batch(n, args.prompt_len, args.response_len, shape["vocab_size"], args.seed)
-    model = causal_lm(shape, torch.device("cpu"), torch.float32, args.seed)
-    model.config.use_cache = False
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.train()
-
-    def logps(m):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-            return response_logps(m, batch, chunk)
-
-    reference = fixed = None
-    if variant.startswith("live"):
-        reference = copy.deepcopy(model).eval().requires_grad_(False)
-    else:
-        with torch.inference_mode():
-            fixed = logps(model)  # what the reflogp stage stores
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=5e-7)
-    rss_before = rss_mib()
-    losses, times = [], []
-    for _ in range(args.warmup + args.steps):
-        start = time.perf_counter()
-        if reference is not None:
-            with torch.no_grad():
-                ref = logps(reference)
-        else:
-            ref = fixed
-        policy = logps(model)
-        loss = sppo_loss(policy[:n], policy[n:], ref[:n], ref[n:], batch["p_win"], batch["p_lose"], 1000.0)
-        loss = loss.mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if not losses:  # r = log πθ − log π_ref is 0 up to rounding at the first step
-            first_r = float((policy - ref).abs().max())
-            first_logps = float(policy.sum())
-        losses.append(loss.item())
-        times.append(time.perf_counter() - start)
+    model = training_model(shape, torch.device("cpu"), args.seed)
+    run = sppo_steps(
+        model,
+        batch,
+        live_reference=variant.startswith("live"),
+        chunk=chunk,
+        steps=args.warmup + args.steps,
+        bf16=args.bf16,
+        ready=rss_mib,
+    )
     return {
         "variant": variant,
         "pairs": n,
         "parameters": sum(p.numel() for p in model.parameters()),
         "chunk": chunk,
-        "step_s": statistics.median(times[args.warmup :]),
-        "first_loss": losses[0],
-        "first_logps_sum": first_logps,
-        "first_max_abs_r": first_r,
-        "rss_before_steps_mib": rss_before,
+        "step_s": statistics.median(run["times"][args.warmup :]),
+        "first_loss": run["losses"][0],
+        "first_logps_sum": run["first_logps_sum"],
+        "first_max_abs_r": run["first_max_abs_r"],
+        "rss_before_steps_mib": run["ready"],
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
     }
 
