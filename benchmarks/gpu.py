@@ -45,7 +45,7 @@ import torch
 
 from benchmarks.workloads import REALISTIC, SHORT, pair_batch, random_token_prompts, realistic_texts
 from sppo.logprobs import response_logps
-from sppo.train import sppo_loss
+from sppo.losses import per_prompt
 
 # Real shapes (from the models' config.json) and toy shapes with the same layout, for --tiny.
 GEMMA2 = dict(
@@ -354,7 +354,7 @@ def sppo_steps(model, batch: dict, *, live_reference: bool, chunk: int, steps: i
             fixed = logps(model)  # what the reflogp stage stores
     optimizer = torch.optim.RMSprop(model.parameters(), lr=5e-7)
     out = {"losses": [], "times": [], "ready": ready() if ready else None}
-    n = len(batch["p_win"])
+    n, m = batch["win_rates"].shape
     for _ in range(steps):
         sync(device)
         start = time.perf_counter()
@@ -364,7 +364,8 @@ def sppo_steps(model, batch: dict, *, live_reference: bool, chunk: int, steps: i
         else:
             ref = fixed
         policy = logps(model)
-        loss = sppo_loss(policy[:n], policy[n:], ref[:n], ref[n:], batch["p_win"], batch["p_lose"], 1000.0)
+        ratios = (policy - ref).view(m, n).T  # per prompt: its responses (the chosen, the rejected)
+        loss = per_prompt("sppo", ratios, eta=1000.0, beta=1.0, win_rates=batch["win_rates"])
         loss.mean().backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

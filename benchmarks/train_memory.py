@@ -13,13 +13,15 @@ arithmetic) on ``--pairs`` pairs of ``--prompt-len`` + ``--response-len`` random
   live ref    the authors: a frozen copy of the model run on every step beside the policy
   full        the log-probs from the full [batch, length, vocabulary] logits (train.logprob_chunk 0)
   chunked     the LM head applied to --chunk response positions at a time (train.logprob_chunk)
+  all K       train.responses all: every one of --k responses per prompt in the loss, not only the
+              pair (K/2 times the sequences per step; its loss is another objective's)
 
 Shapes: a Llama of 58.5M parameters (vocabulary 32000, hidden 512, 8 layers) and a large-vocabulary
 one (Gemma-2's 256000 tokens, tied embeddings, hidden 128, 2 layers), where the logits dominate.
 Every variant runs in a process of its own, because peak RSS (ru_maxrss) is per process; the
 variants of a shape run one after the other, in the order given, in this invocation. Step time
 is the median of ``--steps`` steps after ``--warmup`` steps; the first step's loss must be the same
-in every variant of a shape (r = 0 at the start, whether the reference is precomputed or live).
+in every pair variant of a shape (r = 0 at the start, whether the reference is precomputed or live).
 """
 
 from __future__ import annotations
@@ -68,10 +70,16 @@ TINY = {
 # shape: the variants run on it, in order; the authors ran full logits, and the large vocabulary
 # only compares the logits paths (--all-variants runs every combination on both)
 VARIANTS = {
-    "llama-58m": ["one model, full", "one model, chunked", "live ref, full"],
+    "llama-58m": ["one model, full", "one model, chunked", "live ref, full", "one model, all K, chunked"],
     "vocab-256k": ["one model, full", "one model, chunked"],
 }
-ALL_VARIANTS = ["one model, full", "one model, chunked", "live ref, full", "live ref, chunked"]
+ALL_VARIANTS = [
+    "one model, full",
+    "one model, chunked",
+    "live ref, full",
+    "live ref, chunked",
+    "one model, all K, chunked",
+]
 
 
 def rss_mib() -> float:
@@ -85,7 +93,8 @@ def run_variant(shape: dict, variant: str, args) -> dict:
     torch.set_num_threads(args.threads)
     chunk = args.chunk if variant.endswith("chunked") else 0
     n = args.pairs if shape["vocab_size"] < 100_000 or args.tiny else args.vocab_pairs
-    batch = pair_batch(n, args.prompt_len, args.response_len, shape["vocab_size"], args.seed)
+    responses = args.k if "all K" in variant else 2
+    batch = pair_batch(n, args.prompt_len, args.response_len, shape["vocab_size"], args.seed, responses)
     model = training_model(shape, torch.device("cpu"), args.seed)
     run = sppo_steps(
         model,
@@ -99,6 +108,7 @@ def run_variant(shape: dict, variant: str, args) -> dict:
     return {
         "variant": variant,
         "pairs": n,
+        "responses": responses,
         "parameters": sum(p.numel() for p in model.parameters()),
         "chunk": chunk,
         "step_s": statistics.median(run["times"][args.warmup :]),
@@ -125,6 +135,7 @@ def spawn(shape: str, variant: str, args) -> dict:
             "prompt_len",
             "response_len",
             "chunk",
+            "k",
             "steps",
             "warmup",
             "threads",
@@ -154,14 +165,15 @@ def machine() -> str:
 def table(rows: list[dict]) -> str:
     """One line per variant, with ratios to the first variant of its shape ("one model, full")."""
     head = (
-        f"{'shape':<11} {'variant':<20} {'params':>7} {'pairs':>5} {'s/step':>7} {'x time':>7} "
+        f"{'shape':<11} {'variant':<25} {'params':>7} {'seqs':>5} {'s/step':>7} {'x time':>7} "
         f"{'RSS before':>10} {'peak RSS':>9} {'x peak':>7} {'first loss':>11}"
     )
     lines, base = [head], {}
     for row in rows:
         first = base.setdefault(row["shape"], row)
         lines.append(
-            f"{row['shape']:<11} {row['variant']:<20} {row['parameters'] / 1e6:>6.1f}M {row['pairs']:>5} "
+            f"{row['shape']:<11} {row['variant']:<25} {row['parameters'] / 1e6:>6.1f}M "
+            f"{row['pairs'] * row['responses']:>5} "
             f"{row['step_s']:>7.2f} "
             f"{row['step_s'] / first['step_s']:>6.2f}x {row['rss_before_steps_mib']:>6.0f} MiB "
             f"{row['peak_rss_mib']:>5.0f} MiB {row['peak_rss_mib'] / first['peak_rss_mib']:>6.2f}x "
@@ -184,6 +196,7 @@ def parse_args(argv=None):
     parser.add_argument("--prompt-len", type=int, default=128)
     parser.add_argument("--response-len", type=int, default=384)
     parser.add_argument("--chunk", type=int, default=1024, help="response positions per piece (chunked)")
+    parser.add_argument("--k", type=int, default=5, help="responses per prompt of the all K variant")
     parser.add_argument("--steps", type=int, default=2, help="timed steps (median)")
     parser.add_argument(
         "--all-variants", action="store_true", help="every pattern × logits path on every shape"

@@ -44,21 +44,28 @@ def random_token_prompts(n: int, vocab_size: int, seed: int, lengths=REALISTIC["
     return [[rng.randrange(10, vocab_size) for _ in range(log_uniform(rng, *lengths))] for _ in range(n)]
 
 
-def pair_batch(pairs: int, prompt_len: int, response_len: int, vocab_size: int, seed: int) -> dict:
-    """A training batch as sppo's collator lays it out (chosen rows, then rejected rows), no padding:
-    input ids, attention mask, labels (-100 on the prompt) and the pairs' win probabilities."""
+def pair_batch(
+    pairs: int, prompt_len: int, response_len: int, vocab_size: int, seed: int, responses: int = 2
+) -> dict:
+    """A training batch as sppo's collator lays it out, no padding: ``responses`` sequences per
+    prompt, response-major (for pairs: the chosen rows, then the rejected rows; with more, every
+    prompt's first response, then every second, … as train.responses all), with input ids,
+    attention mask, labels (-100 on the prompt) and the responses' win rates P̂ [pairs, responses]."""
     generator = torch.Generator().manual_seed(seed)
     length = prompt_len + response_len
-    ids = torch.randint(10, vocab_size, (2 * pairs, length), generator=generator)
-    prompt = ids[:pairs, :prompt_len]
-    ids[pairs:, :prompt_len] = prompt  # a pair's two responses answer the same prompt
+    ids = torch.randint(10, vocab_size, (responses * pairs, length), generator=generator)
+    for i in range(1, responses):  # a prompt's responses answer the same prompt
+        ids[i * pairs : (i + 1) * pairs, :prompt_len] = ids[:pairs, :prompt_len]
     labels = ids.clone()
     labels[:, :prompt_len] = -100
-    p_win = 0.5 + 0.5 * torch.rand(pairs, generator=generator)
+    if responses == 2:
+        p_win = 0.5 + 0.5 * torch.rand(pairs, generator=generator)
+        win_rates = torch.stack([p_win, 1 - p_win], dim=1)
+    else:
+        win_rates = torch.rand(pairs, responses, generator=generator)
     return {
         "input_ids": ids,
         "attention_mask": torch.ones_like(ids),
         "labels": labels,
-        "p_win": p_win,
-        "p_lose": 1 - p_win,
+        "win_rates": win_rates,
     }

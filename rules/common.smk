@@ -2,6 +2,7 @@ import glob
 import os
 import shlex
 
+from sppo.config import variant_trains
 from sppo.io import dumps
 from sppo.judges import USES_GPU
 from sppo.job import put_interpreter_on_path
@@ -11,6 +12,7 @@ from sppo.provenance.code import WORKFLOW_DIR_ENV
 wildcard_constraints:
     t=r"\d+",
     s=r"\d+",
+    v=r"(?:[a-z][a-z0-9_-]*/)?",  # a variant's results prefix "NAME/", or "" (one run)
 
 
 # Shell rules call `python`: make it the interpreter running Snakemake (see sppo.job).
@@ -22,42 +24,77 @@ ITERATIONS = config["iterations"]
 SHARDS = config["shards"]
 MODEL_ENV = "../envs/model.yaml"
 DATA_ENV = "../envs/data.yaml"
+# Results prefix (wildcard v) → that run's train section: {"": train} for one run, else
+# {"NAME/": …} per variant (config key variants); results/{v}iter{t}/… is variant v's iteration t.
+VARIANTS = variant_trains(config)
 
 
-def policy(t):
-    """Where π_t is: a results directory, or (t = 0) the configured hub id or local directory."""
+def policy(t, v=""):
+    """Where variant v's π_t is: a results directory, or (t = 0, shared) the configured hub id or
+    local directory."""
     t = int(t)
-    if t > 0 or config["model"]["base"] == "tiny":
-        return f"results/iter{t}/model"
-    return config["model"]["base"]
+    if t > 0:
+        return f"results/{v}iter{t}/model"
+    return (
+        "results/iter0/model"
+        if config["model"]["base"] == "tiny"
+        else config["model"]["base"]
+    )
 
 
-def policy_files(t):
+def policy_files(t, v=""):
     """π_t as a workflow input: its directory when it is a file here, nothing for a hub id."""
-    path = policy(t)
+    path = policy(t, v)
     return [path] if path.startswith("results/") or os.path.isdir(path) else []
 
 
-def policy_name(t):
-    """A readable name of π_t, e.g. gemma-2-9b-it-SPPO-Iter2 (the generator name in AlpacaEval files)."""
+def policy_name(t, v=""):
+    """A readable name of π_t, e.g. gemma-2-9b-it-SPPO-Iter2, or gemma-2-9b-it-dpo-Iter2 for variant
+    dpo (the generator name in AlpacaEval files)."""
     base = os.path.basename(os.path.normpath(config["model"]["base"]))
-    return base if int(t) == 0 else f"{base}-SPPO-Iter{t}"
+    if int(t) == 0:
+        return base
+    return f"{base}-{v[:-1] or 'SPPO'}-Iter{t}"  # v: "NAME/" or ""
+
+
+def samples(wildcards):
+    """The directory of the samples, rankings and pairs that variant v trains on in iteration t: those
+    of π_0 (iteration 1) are shared by every variant."""
+    t = int(wildcards.t)
+    return "results/iter1" if t == 1 else f"results/{wildcards.v}iter{t}"
+
+
+def train_settings(wildcards):
+    """Variant v's train section."""
+    return VARIANTS[wildcards.v]
 
 
 def parent_policy(wildcards):
-    return policy(int(wildcards.t) - 1)
+    return policy(int(wildcards.t) - 1, wildcards.v)
 
 
 def parent_policy_files(wildcards):
-    return policy_files(int(wildcards.t) - 1)
+    return policy_files(int(wildcards.t) - 1, wildcards.v)
+
+
+def reference_policy(wildcards):
+    """π_ref of variant v in iteration t: π_{t−1}, or π_0 with train.reference base."""
+    if train_settings(wildcards)["reference"] == "base":
+        return policy(0)
+    return parent_policy(wildcards)
+
+
+def reference_policy_files(wildcards):
+    path = reference_policy(wildcards)
+    return [path] if path.startswith("results/") or os.path.isdir(path) else []
 
 
 def evaluated_policy(wildcards):
-    return policy(wildcards.t)
+    return policy(wildcards.t, wildcards.v)
 
 
 def evaluated_policy_files(wildcards):
-    return policy_files(wildcards.t)
+    return policy_files(wildcards.t, wildcards.v)
 
 
 def judge_settings(role):
@@ -83,16 +120,17 @@ def judge_prompt_files(wildcards):
     return parent_policy_files(wildcards)
 
 
-def reflogp_settings():
+def reflogp_settings(wildcards):
     """The train keys the reflogp stage reads: changing any other train key does not rerun it."""
     keys = (
         "max_length",
         "max_prompt_length",
         "truncation",
+        "responses",
         "per_device_batch_size",
         "logprob_chunk",
     )
-    return {key: config["train"][key] for key in keys}
+    return {key: train_settings(wildcards)[key] for key in keys}
 
 
 def answer_settings():
@@ -101,15 +139,20 @@ def answer_settings():
     return {key: config["evaluate"][key] for key in keys}
 
 
+def evaluations(n, pattern):
+    """``pattern`` (with {v} and {t}) for π_0 and each variant's π_1 … π_n."""
+    return [pattern.format(v="", t=0)] + [
+        pattern.format(v=v, t=t) for v in VARIANTS for t in range(1, n + 1)
+    ]
+
+
 def iteration_outputs(n):
-    """Everything iteration n's target asks for: the evaluation of π_0 … π_n."""
-    return expand(
-        [
-            "results/iter{t}/evaluate/metrics.json",
-            "results/iter{t}/evaluate/alpaca_eval.json",
-        ],
-        t=range(n + 1),
-    ) + leaderboard_results(n)
+    """Everything iteration n's target asks for: the evaluation of π_0 and every variant's π_1 … π_n."""
+    return (
+        evaluations(n, "results/{v}iter{t}/evaluate/metrics.json")
+        + evaluations(n, "results/{v}iter{t}/evaluate/alpaca_eval.json")
+        + leaderboard_results(n)
+    )
 
 
 def target_files(n):
@@ -123,7 +166,7 @@ def leaderboard_results(n):
     """The benchmarks of π_0 … π_n when leaderboard.enabled, else nothing."""
     if not config["leaderboard"]["enabled"]:
         return []
-    return expand("results/iter{t}/leaderboard/results.json", t=range(n + 1))
+    return evaluations(n, "results/{v}iter{t}/leaderboard/results.json")
 
 
 def leaderboard_settings():

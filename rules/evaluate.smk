@@ -3,12 +3,12 @@ rule evaluate_answers:
         prompts="results/split/eval.jsonl",
         model=evaluated_policy_files,
     output:
-        answers="results/iter{t}/evaluate/answers.jsonl",
-        alpaca_eval="results/iter{t}/evaluate/alpaca_eval.json",
+        answers="results/{v}iter{t}/evaluate/answers.jsonl",
+        alpaca_eval="results/{v}iter{t}/evaluate/alpaca_eval.json",
     log:
-        "logs/evaluate/iter{t}/answers.log",
+        "logs/evaluate/{v}iter{t}/answers.log",
     benchmark:
-        "logs/benchmarks/evaluate_answers/iter{t}.tsv"
+        "logs/benchmarks/evaluate_answers/{v}iter{t}.tsv"
     conda:
         MODEL_ENV
     threads: config["threads"]
@@ -17,7 +17,7 @@ rule evaluate_answers:
     params:
         model=evaluated_policy,
         model_config=config["model"],
-        name=lambda wildcards: policy_name(wildcards.t),
+        name=lambda wildcards: policy_name(wildcards.t, wildcards.v),
         settings=answer_settings(),
         seed=config["seed"],
     script:
@@ -26,15 +26,15 @@ rule evaluate_answers:
 
 rule evaluate:
     input:
-        answers="results/iter{t}/evaluate/answers.jsonl",
+        answers="results/{v}iter{t}/evaluate/answers.jsonl",
         baseline="results/iter0/evaluate/answers.jsonl",
     output:
-        metrics="results/iter{t}/evaluate/metrics.json",
-        annotations="results/iter{t}/evaluate/annotations.json",
+        metrics="results/{v}iter{t}/evaluate/metrics.json",
+        annotations="results/{v}iter{t}/evaluate/annotations.json",
     log:
-        "logs/evaluate/iter{t}/metrics.log",
+        "logs/evaluate/{v}iter{t}/metrics.log",
     benchmark:
-        "logs/benchmarks/evaluate/iter{t}_metrics.tsv"
+        "logs/benchmarks/evaluate/{v}iter{t}_metrics.tsv"
     conda:
         MODEL_ENV
     threads: config["threads"]
@@ -42,7 +42,7 @@ rule evaluate:
         **gpu_resources("evaluate"),
     params:
         judge=judge_settings("eval"),
-        name=lambda wildcards: policy_name(wildcards.t),
+        name=lambda wildcards: policy_name(wildcards.t, wildcards.v),
         base_name=policy_name(0),
         bootstrap_samples=config["evaluate"]["bootstrap_samples"],
         seed=config["seed"],
@@ -52,7 +52,7 @@ rule evaluate:
 
 rule summary:
     input:
-        metrics=expand("results/iter{t}/evaluate/metrics.json", t=range(ITERATIONS + 1)),
+        metrics=evaluations(ITERATIONS, "results/{v}iter{t}/evaluate/metrics.json"),
         leaderboard=leaderboard_results(ITERATIONS),
     output:
         table=report(
@@ -69,5 +69,8 @@ rule summary:
         "logs/summary/summary.log",
     conda:
         DATA_ENV
+    params:
+        variants=[v[:-1] for v in VARIANTS],  # names; [""] for one run
+        iterations=ITERATIONS,
     script:
         "../scripts/summary.py"

@@ -3,11 +3,11 @@ rule generate:
         prompts="results/split/iter{t}.jsonl",
         model=parent_policy_files,
     output:
-        "results/iter{t}/generate/shard{s}.jsonl",
+        "results/{v}iter{t}/generate/shard{s}.jsonl",
     log:
-        "logs/generate/iter{t}/shard{s}.log",
+        "logs/generate/{v}iter{t}/shard{s}.log",
     benchmark:
-        "logs/benchmarks/generate/iter{t}/shard{s}.tsv"
+        "logs/benchmarks/generate/{v}iter{t}/shard{s}.tsv"
     conda:
         MODEL_ENV
     threads: config["threads"]

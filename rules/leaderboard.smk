@@ -3,11 +3,11 @@ rule leaderboard:
         model=evaluated_policy_files,
         task_files=leaderboard_task_files(),
     output:
-        "results/iter{t}/leaderboard/results.json",
+        "results/{v}iter{t}/leaderboard/results.json",
     log:
-        "logs/leaderboard/iter{t}.log",
+        "logs/leaderboard/{v}iter{t}.log",
     benchmark:
-        "logs/benchmarks/leaderboard/iter{t}.tsv"
+        "logs/benchmarks/leaderboard/{v}iter{t}.tsv"
     conda:
         MODEL_ENV
     threads: config["threads"]
@@ -16,7 +16,7 @@ rule leaderboard:
     params:
         model=evaluated_policy,
         model_config=config["model"],
-        name=lambda wildcards: policy_name(wildcards.t),
+        name=lambda wildcards: policy_name(wildcards.t, wildcards.v),
         settings=leaderboard_settings(),
     script:
         "../scripts/leaderboard.py"

@@ -1,14 +1,14 @@
 rule rank:
     input:
-        generated="results/iter{t}/generate/shard{s}.jsonl",
+        generated="results/{v}iter{t}/generate/shard{s}.jsonl",
         tokenizer=judge_prompt_files,
     output:
-        ranked="results/iter{t}/rank/shard{s}.jsonl",
-        judge="results/iter{t}/rank/shard{s}.judge.json",
+        ranked="results/{v}iter{t}/rank/shard{s}.jsonl",
+        judge="results/{v}iter{t}/rank/shard{s}.judge.json",
     log:
-        "logs/rank/iter{t}/shard{s}.log",
+        "logs/rank/{v}iter{t}/shard{s}.log",
     benchmark:
-        "logs/benchmarks/rank/iter{t}/shard{s}.tsv"
+        "logs/benchmarks/rank/{v}iter{t}/shard{s}.tsv"
     conda:
         MODEL_ENV
     threads: config["threads"]

@@ -1,21 +1,21 @@
 rule reflogp:
     input:
-        pairs="results/iter{t}/winprob/pairs.jsonl",
-        model=parent_policy_files,
+        pairs=lambda wildcards: f"{samples(wildcards)}/winprob/pairs.jsonl",
+        model=reference_policy_files,
     output:
-        "results/iter{t}/reflogp/pairs.jsonl",
+        "results/{v}iter{t}/reflogp/pairs.jsonl",
     log:
-        "logs/reflogp/iter{t}.log",
+        "logs/reflogp/{v}iter{t}.log",
     benchmark:
-        "logs/benchmarks/reflogp/iter{t}.tsv"
+        "logs/benchmarks/reflogp/{v}iter{t}.tsv"
     conda:
         MODEL_ENV
     threads: config["threads"]
     resources:
         **gpu_resources("reflogp"),
     params:
-        model=parent_policy,
+        model=reference_policy,
         model_config=config["model"],
-        settings=reflogp_settings(),
+        settings=reflogp_settings,
     script:
         "../scripts/reflogp.py"

@@ -3,14 +3,14 @@ from pathlib import Path
 
 rule train:
     input:
-        pairs="results/iter{t}/reflogp/pairs.jsonl",
+        pairs="results/{v}iter{t}/reflogp/pairs.jsonl",
         model=parent_policy_files,
     output:
-        model=directory("results/iter{t}/model"),
+        model=directory("results/{v}iter{t}/model"),
     log:
-        "logs/train/iter{t}.log",
+        "logs/train/{v}iter{t}.log",
     benchmark:
-        "logs/benchmarks/train/iter{t}.tsv"
+        "logs/benchmarks/train/{v}iter{t}.tsv"
     wildcard_constraints:
         t=r"[1-9]\d*",  # π_0 comes from rule basemodel (or the hub), never from here
     conda:
@@ -24,7 +24,7 @@ rule train:
         script=Path(workflow.basedir, "scripts", "train.py"),
         launcher=train_launcher(),
         model=parent_policy,
-        settings=quoted_json(config["train"]),
+        settings=lambda wildcards: quoted_json(train_settings(wildcards)),
         model_config=quoted_json(config["model"]),
         seed=config["seed"],
         threads=config["threads"],
@@ -33,4 +33,4 @@ rule train:
         "{params.launcher} {params.script:q} --pairs {input.pairs:q} --out {output.model:q}"
         " --launcher {params.launcher:q} --model {params.model:q} --settings {params.settings}"
         " --model-config {params.model_config} --seed {params.seed} --threads {params.threads}"
-        " --log {log:q} --wildcard t={wildcards.t} --job-threads {threads} > {log:q} 2>&1"
+        " --log {log:q} --wildcard v={wildcards.v:q} --wildcard t={wildcards.t} --job-threads {threads} > {log:q} 2>&1"

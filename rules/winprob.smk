@@ -1,12 +1,12 @@
 rule winprob:
     input:
-        expand("results/iter{{t}}/rank/shard{s}.jsonl", s=range(SHARDS)),
+        expand("results/{{v}}iter{{t}}/rank/shard{s}.jsonl", s=range(SHARDS)),
     output:
-        "results/iter{t}/winprob/pairs.jsonl",
+        "results/{v}iter{t}/winprob/pairs.jsonl",
     log:
-        "logs/winprob/iter{t}.log",
+        "logs/winprob/{v}iter{t}.log",
     benchmark:
-        "logs/benchmarks/winprob/iter{t}.tsv"
+        "logs/benchmarks/winprob/{v}iter{t}.tsv"
     conda:
         DATA_ENV
     params:

@@ -1,4 +1,4 @@
-"""π_{t-1}'s log-probabilities of the chosen and rejected responses. Run by rule reflogp."""
+"""The reference policy's log-probabilities of the responses trained on. Run by rule reflogp."""
 
 from sppo import io, job, models, reflogp
 
@@ -14,6 +14,7 @@ rows = reflogp.compute(
     max_length=settings["max_length"],
     max_prompt_length=settings["max_prompt_length"],
     truncation=settings["truncation"],
+    responses=settings["responses"],
     batch_size=settings["per_device_batch_size"],
     logprob_chunk=settings["logprob_chunk"],
 )

@@ -1,13 +1,15 @@
-"""Table and plot of the evaluation metrics across iterations. Run by rule summary."""
+"""Table and plot of the evaluation metrics across iterations (and variants). Run by rule summary."""
 
 from sppo import io, job, summary
 
 snakemake = snakemake  # noqa: F821 (provided by Snakemake)
 job.start(snakemake.log[0])
 
+names, iterations = snakemake.params.variants, snakemake.params.iterations
+leaderboard = [io.read_json(path) for path in snakemake.input.leaderboard]
 df = summary.table(
-    [io.read_json(path) for path in snakemake.input.metrics],
-    [io.read_json(path) for path in snakemake.input.leaderboard],
+    summary.by_variant([io.read_json(path) for path in snakemake.input.metrics], names, iterations),
+    summary.by_variant(leaderboard, names, iterations) if leaderboard else None,
 )
 with io.atomic_path(snakemake.output.table) as tmp:
     df.to_csv(tmp, sep="\t", index=False, float_format="%.6f")

@@ -63,22 +63,22 @@ def encode_response(tokenizer, prompt: str, response: str) -> EncodedPair:
 
 
 def truncate(
-    chosen: EncodedPair, rejected: EncodedPair, max_length: int, max_prompt_length: int, rule: str
-) -> tuple[EncodedPair, EncodedPair]:
-    """Both sides of a pair cut to at most ``max_length`` tokens.
+    sides: list[EncodedPair], max_length: int, max_prompt_length: int, rule: str
+) -> list[EncodedPair]:
+    """The responses of one prompt (a pair: chosen and rejected) cut to at most ``max_length`` tokens.
 
-    ``pair`` (the authors', TRL 0.9.6's with truncation_mode keep_end), decided from the longer
-    response L of the two: if prompt + L > max_length, the prompt keeps its last
-    ``max_prompt_length`` tokens; if prompt + L still exceeds it, both responses are capped at
+    ``pair`` (the authors', TRL 0.9.6's with truncation_mode keep_end), decided from the longest
+    response L of them: if prompt + L > max_length, the prompt keeps its last
+    ``max_prompt_length`` tokens; if prompt + L still exceeds it, every response is capped at
     ``max_length − max_prompt_length`` tokens.
     ``response``: each side alone: if prompt + response > max_length, the prompt keeps its last
     ``max_prompt_length`` tokens, then the response is cut to what is left of ``max_length``.
     """
     if rule == "pair":
-        longest = max(len(chosen.response_ids), len(rejected.response_ids))
-        return tuple(_cut_for(side, longest, max_length, max_prompt_length) for side in (chosen, rejected))
+        longest = max(len(side.response_ids) for side in sides)
+        return [_cut_for(side, longest, max_length, max_prompt_length) for side in sides]
     if rule == "response":
-        return tuple(_cut_alone(side, max_length, max_prompt_length) for side in (chosen, rejected))
+        return [_cut_alone(side, max_length, max_prompt_length) for side in sides]
     raise ValueError(f"train.truncation: {rule!r} is none of {TRUNCATIONS}")
 
 

@@ -66,7 +66,37 @@ def validate(config: dict) -> dict:
     if errors:
         raise ConfigError("\n".join(_describe(e) for e in errors))
     _check_semantics(config)
+    config["variants"] = _variants(config, full_schema["properties"]["train"])
     return _sorted(config)
+
+
+def _variants(config: dict, train_schema: dict) -> dict:
+    """Each variant's whole train section: the train section with the variant's keys over it,
+    validated as the train section is (errors name variants.NAME.KEY)."""
+    validator = jsonschema.Draft202012Validator(train_schema)
+    out = {}
+    for name, overrides in config["variants"].items():
+        fixed = sorted(set(overrides or {}) & {"num_processes", "nodes"})
+        if fixed:
+            _fail(f"variants.{name}.{fixed[0]}", "sizes the train jobs of every variant: set it in train")
+        merged = {**config["train"], **(overrides or {})}
+        errors = sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path))
+        if errors:
+            raise ConfigError(
+                "\n".join(
+                    _describe(e).replace("config key ", f"config key variants.{name}.", 1) for e in errors
+                )
+            )
+        _check_train(merged, f"variants.{name}.")
+        out[name] = merged
+    return out
+
+
+def variant_trains(config: dict) -> dict[str, dict]:
+    """Results prefix → train section: {"": train} for a single run, {"NAME/": …} per variant."""
+    if not config["variants"]:
+        return {"": config["train"]}
+    return {f"{name}/": train for name, train in config["variants"].items()}
 
 
 def _sorted(node):
@@ -112,24 +142,30 @@ def _check_semantics(config: dict) -> None:
     tiny = config["tiny_model"]
     if tiny["hidden_size"] % tiny["num_heads"]:
         _fail("tiny_model.num_heads", f"must divide hidden_size {tiny['hidden_size']}")
-    train = config["train"]
+    _check_train(config["train"], "train.")
+    tasks = config["leaderboard"]["include_path"]
+    if tasks is not None and not Path(tasks).is_dir():
+        _fail("leaderboard.include_path", f"task directory {tasks!r} not found")
+
+
+def _check_train(train: dict, prefix: str) -> None:
+    """The checks of a train section (the train key, or a variant's whole section) beyond its schema."""
     if train["max_prompt_length"] >= train["max_length"]:
-        _fail("train.max_prompt_length", f"must be below train.max_length ({train['max_length']})")
+        _fail(f"{prefix}max_prompt_length", f"must be below {prefix}max_length ({train['max_length']})")
     per_step = train["per_device_batch_size"] * train["num_processes"] * train["nodes"]
     if train["global_batch_size"] % per_step:
         _fail(
-            "train.global_batch_size",
+            f"{prefix}global_batch_size",
             f"{train['global_batch_size']} is not a multiple of "
             f"per_device_batch_size × num_processes × nodes = {per_step}",
         )
     stop = train["stop_epochs"]
     if stop is not None and stop > train["schedule_epochs"]:
-        _fail("train.stop_epochs", f"{stop} exceeds train.schedule_epochs ({train['schedule_epochs']})")
+        _fail(f"{prefix}stop_epochs", f"{stop} exceeds {prefix}schedule_epochs ({train['schedule_epochs']})")
     if train["deepspeed"] is not None and not Path(train["deepspeed"]).is_file():
-        _fail("train.deepspeed", f"DeepSpeed config {train['deepspeed']!r} not found")
-    tasks = config["leaderboard"]["include_path"]
-    if tasks is not None and not Path(tasks).is_dir():
-        _fail("leaderboard.include_path", f"task directory {tasks!r} not found")
+        _fail(f"{prefix}deepspeed", f"DeepSpeed config {train['deepspeed']!r} not found")
+    if train["responses"] == "all" and train["loss"] != "sppo":
+        _fail(f"{prefix}responses", f"all needs loss sppo ({prefix}loss {train['loss']} compares a pair)")
 
 
 def load(path: str | Path) -> dict:

@@ -26,21 +26,48 @@ from sppo.chat import EncodedPair, encode_response, truncate
 IGNORE = -100
 
 
-def encode_rows(tokenizer, rows: list[dict], max_length: int, max_prompt_length: int, truncation: str):
-    """Encoded chosen and rejected responses of each pair row, cut by the rule ``truncation`` (see
-    :func:`sppo.chat.truncate`), and how many prompts and responses were cut."""
-    chosen, rejected, cut = [], [], {"prompts": 0, "responses": 0}
+RESPONSES = ("pair", "all")  # train.responses: which of a prompt's responses are trained on
+
+
+def response_texts(row: dict, responses: str) -> list[str]:
+    """The responses of a winprob row that ``responses`` trains on: chosen and rejected (``pair``)
+    or all K samples (``all``)."""
+    if responses == "all":
+        return list(row["responses"])
+    if responses == "pair":
+        return [row[side][-1]["content"] for side in ("chosen", "rejected")]
+    raise ValueError(f"train.responses: {responses!r} is none of {RESPONSES}")
+
+
+def encode_rows(
+    tokenizer, rows: list[dict], max_length: int, max_prompt_length: int, truncation: str, responses: str
+):
+    """The encoded responses of each row (see :func:`response_texts`), cut by the rule
+    ``truncation`` (see :func:`sppo.chat.truncate`), and how many prompts and responses were cut."""
+    groups, cut = [], {"prompts": 0, "responses": 0}
     for row in rows:
-        sides = [
-            encode_response(tokenizer, row["prompt"], row[side][-1]["content"])
-            for side in ("chosen", "rejected")
-        ]
-        c, r = truncate(*sides, max_length, max_prompt_length, truncation)
-        for enc, out in ((c, chosen), (r, rejected)):
+        sides = [encode_response(tokenizer, row["prompt"], text) for text in response_texts(row, responses)]
+        sides = truncate(sides, max_length, max_prompt_length, truncation)
+        for enc in sides:
             cut["prompts"] += enc.prompt_truncated
             cut["responses"] += enc.response_truncated
-            out.append(enc)
-    return chosen, rejected, cut
+        groups.append(sides)
+    return groups, cut
+
+
+def collate_groups(groups: list[list[EncodedPair]], pad_id: int) -> dict[str, torch.Tensor]:
+    """:func:`collate` of prompts with m responses each, response-major: the first response of
+    every prompt, then the second, … (for pairs: the chosen ones, then the rejected ones), so that
+    the n × m summed log-probs reshape with ``.view(m, n).T``. Also ``tokens`` [n, m], the response
+    token counts."""
+    m = len(groups[0])
+    if any(len(g) != m for g in groups):
+        raise ValueError(
+            f"prompts with different numbers of responses in one batch: {[len(g) for g in groups]}"
+        )
+    batch = collate([g[i] for i in range(m) for g in groups], pad_id)
+    batch["tokens"] = torch.tensor([[len(side.response_ids) for side in g] for g in groups])
+    return batch
 
 
 def collate(pairs: list[EncodedPair], pad_id: int) -> dict[str, torch.Tensor]:

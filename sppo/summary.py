@@ -1,4 +1,5 @@
-"""The summary across iterations: one table row and one plot point per π_t."""
+"""The summary across iterations: one table row and one plot point per π_t (of each variant, side by
+side, when the config names variants)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,31 @@ COLUMNS = [
 ]
 
 
-def table(metrics: list[dict], leaderboard: list[dict] | None = None) -> pd.DataFrame:
-    """One row per π_t; with ``leaderboard`` (results.json per π_t) also its normalised benchmark scores."""
+def by_variant(items: list, names: list[str], iterations: int) -> dict[str, list]:
+    """Per-π_t files of π_0 then each variant's π_1 … π_T (rule summary's input order) as
+    name → [π_0, π_1, …, π_T] (π_0, shared, starts every variant)."""
+    if len(items) != 1 + len(names) * iterations:
+        raise ValueError(f"{len(items)} files for π_0 and {len(names)} variants × {iterations} iterations")
+    return {
+        name: [items[0], *items[1 + i * iterations : 1 + (i + 1) * iterations]]
+        for i, name in enumerate(names)
+    }
+
+
+def table(series: dict[str, list[dict]], leaderboard: dict[str, list[dict]] | None = None) -> pd.DataFrame:
+    """One row per π_t of each variant (name → metrics of π_0 … π_T); with ``leaderboard``
+    (results.json per π_t, likewise) also its normalised benchmark scores. A first column
+    ``variant`` when the variants have names (a config with variants), none for one run ("")."""
+    frames = []
+    for name, metrics in series.items():
+        df = _table(metrics, (leaderboard or {}).get(name))
+        if name:
+            df.insert(0, "variant", name)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _table(metrics: list[dict], leaderboard: list[dict] | None) -> pd.DataFrame:
     rows = [
         {
             "iteration": t,
@@ -49,20 +73,40 @@ def table(metrics: list[dict], leaderboard: list[dict] | None = None) -> pd.Data
 
 
 def plot(df: pd.DataFrame, path: str) -> None:
-    """Win rate against π_0 per iteration, its 95% interval and the LC win rate; benchmark scores beside."""
+    """Win rate against π_0 per iteration, its 95% interval and the LC win rate (one colour per
+    variant when there are several); benchmark scores beside."""
     benchmarks = [c for c in df.columns if c.startswith("leaderboard_")]
     fig, axes = plt.subplots(1, 2 if benchmarks else 1, figsize=(10 if benchmarks else 5, 3.5), dpi=120)
     ax = axes[0] if benchmarks else axes
-    err = [df["win_rate"] - df["ci95_low"], df["ci95_high"] - df["win_rate"]]
-    ax.errorbar(df["iteration"], df["win_rate"], yerr=err, marker="o", capsize=4, label="win rate (95% CI)")
-    if df["lc_win_rate"].notna().any():
-        ax.plot(df["iteration"], df["lc_win_rate"], marker="s", linestyle="--", label="LC win rate")
+    groups = list(df.groupby("variant", sort=False)) if "variant" in df else [("", df)]
+    for i, (name, part) in enumerate(groups):
+        color = f"C{i}" if len(groups) > 1 else None  # one run: the default colours
+        label = f"{name}: " if name else ""
+        err = [part["win_rate"] - part["ci95_low"], part["ci95_high"] - part["win_rate"]]
+        ax.errorbar(
+            part["iteration"],
+            part["win_rate"],
+            yerr=err,
+            marker="o",
+            capsize=4,
+            color=color,
+            label=f"{label}win rate (95% CI)",
+        )
+        if part["lc_win_rate"].notna().any():
+            ax.plot(
+                part["iteration"],
+                part["lc_win_rate"],
+                marker="s",
+                linestyle="--",
+                color=color,
+                label=f"{label}LC win rate",
+            )
     ax.axhline(0.5, color="grey", linewidth=0.8)
-    ax.set_xticks(df["iteration"])
+    ax.set_xticks(sorted(df["iteration"].unique()))
     ax.set_xlabel("SPPO iteration t")
     ax.set_ylabel("judge win rate of π_t over π_0")
     ax.set_ylim(0, 1)
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize="small" if len(groups) > 1 else None)
     if benchmarks:
         _plot_leaderboard(axes[1], df, benchmarks)
     fig.tight_layout()
@@ -71,18 +115,26 @@ def plot(df: pd.DataFrame, path: str) -> None:
 
 
 def _plot_leaderboard(ax, df: pd.DataFrame, columns: list[str]) -> None:
-    """Normalised benchmark scores (0 = random guessing, 100 = perfect) per iteration; the average bold."""
-    for column in columns:
-        average = column == "leaderboard_average"
+    """Normalised benchmark scores (0 = random guessing, 100 = perfect) per iteration; the average
+    bold (with variants: the average of each)."""
+    if "variant" in df:
+        lines = [
+            (f"{name}: average", part, "leaderboard_average")
+            for name, part in df.groupby("variant", sort=False)
+        ]
+    else:
+        lines = [(column.removeprefix("leaderboard_"), df, column) for column in columns]
+    for label, part, column in lines:
+        average = column == "leaderboard_average" and "variant" not in df
         ax.plot(
-            df["iteration"],
-            df[column],
+            part["iteration"],
+            part[column],
             marker="o",
             linewidth=2.5 if average else 1,
             color="black" if average else None,
-            label=column.removeprefix("leaderboard_"),
+            label=label,
         )
-    ax.set_xticks(df["iteration"])
+    ax.set_xticks(sorted(df["iteration"].unique()))
     ax.set_xlabel("SPPO iteration t")
     ax.set_ylabel("benchmark score (0 random, 100 perfect)")
     ax.set_ylim(0, 100)

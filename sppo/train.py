@@ -1,14 +1,16 @@
-"""Stage train: π_t from π_{t−1} with the SPPO loss.
+"""Stage train: π_t from π_{t−1} with the SPPO loss (or a baseline's: train.loss, sppo/losses.py).
 
-With r_w = log πθ(y_w|x) − log π_ref(y_w|x), r_l likewise (sums over response tokens only, π_ref
-= π_{t−1}, its log-probs precomputed by the reflogp stage), and P̂_w, P̂_l the estimated win rates
-of the chosen and rejected responses:
+With r(y) = log πθ(y|x) − log π_ref(y|x) (sums over response tokens only; π_ref = π_{t−1} or π_0
+by train.reference, its log-probs precomputed by the reflogp stage) and P̂ the estimated win rate
+of a response, the default loss over the chosen y_w and rejected y_l is
 
     loss = mean over the batch of ½·[(r_w − η(P̂_w − ½))² + (r_l − η(P̂_l − ½))²]
 
-The global batch is fixed; per-process batch and gradient accumulation follow from the number of
-processes. The learning-rate schedule may be longer than the training (``schedule_epochs`` vs
-``stop_epochs``), as in the released Mistral and Llama-3 models.
+and with train.responses all, the mean over the K samples of (r_i − η(P̂_i − ½))².
+
+The global batch (in prompts) is fixed; per-process batch and gradient accumulation follow from
+the number of processes. The learning-rate schedule may be longer than the training
+(``schedule_epochs`` vs ``stop_epochs``), as in the released Mistral and Llama-3 models.
 
 Rule train runs :func:`main` (scripts/train.py) under python, torchrun or srun … torchrun; every
 process trains, π_t is published atomically (sppo.io.atomic_directory), and process 0 writes the
@@ -27,24 +29,15 @@ from pathlib import Path
 
 import torch
 
-from sppo import io, models
+from sppo import io, losses, models
 from sppo.imports import without_sklearn
-from sppo.logprobs import collate, encode_rows, response_logps
+from sppo.logprobs import collate_groups, encode_rows, response_logps
 from sppo.provenance import record
 
 with without_sklearn():
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
 log = logging.getLogger(__name__)
-
-
-def sppo_loss(
-    policy_chosen, policy_rejected, ref_chosen, ref_rejected, p_win, p_lose, eta: float
-) -> torch.Tensor:
-    """Per-pair SPPO loss ½[(r_w − η(P̂_w − ½))² + (r_l − η(P̂_l − ½))²]."""
-    r_w = policy_chosen - ref_chosen
-    r_l = policy_rejected - ref_rejected
-    return 0.5 * ((r_w - eta * (p_win - 0.5)) ** 2 + (r_l - eta * (p_lose - 0.5)) ** 2)
 
 
 def accumulation_steps(global_batch: int, per_device: int, world_size: int) -> int:
@@ -64,22 +57,32 @@ def schedule(n_pairs: int, settings: dict) -> tuple[int, int]:
 
 
 @dataclass
-class PairCollator:
-    """Turns encoded pairs into one batch: the chosen responses first, then the rejected ones."""
+class GroupCollator:
+    """Turns encoded examples into one batch (sppo.logprobs.collate_groups) with their targets."""
 
     pad_id: int
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        batch = collate([e["chosen"] for e in examples] + [e["rejected"] for e in examples], self.pad_id)
-        for key in ("ref_chosen_logp", "ref_rejected_logp", "chosen_probs_win", "chosen_probs_lose"):
+        batch = collate_groups([e["sides"] for e in examples], self.pad_id)
+        for key in ("ref_logps", "win_rates", "pair_prob"):
             batch[key] = torch.tensor([e[key] for e in examples], dtype=torch.float64)
         return batch
 
 
 class SPPOTrainer(Trainer):
-    def __init__(self, *args, eta: float, schedule_steps: int, logprob_chunk: int | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        loss: str,
+        eta: float,
+        beta: float,
+        ipo_normalize: bool,
+        schedule_steps: int,
+        logprob_chunk: int | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
-        self.eta = eta
+        self.loss, self.eta, self.beta, self.ipo_normalize = loss, eta, beta, ipo_normalize
         self.schedule_steps = schedule_steps
         self.logprob_chunk = logprob_chunk  # response positions per LM-head piece (sppo.logprobs)
         # The loss of a micro-batch is its mean over pairs, so the Trainer must divide it by the
@@ -93,24 +96,25 @@ class SPPOTrainer(Trainer):
         return super().create_scheduler(self.schedule_steps, optimizer)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logps = response_logps(model, inputs, self.logprob_chunk).double()
-        n = logps.shape[0] // 2
+        n, m = inputs["tokens"].shape
+        logps = response_logps(model, inputs, self.logprob_chunk).double().view(m, n).T
         loss = (
-            sppo_loss(
-                logps[:n],
-                logps[n:],
-                inputs["ref_chosen_logp"],
-                inputs["ref_rejected_logp"],
-                inputs["chosen_probs_win"],
-                inputs["chosen_probs_lose"],
-                self.eta,
+            losses.per_prompt(
+                self.loss,
+                logps - inputs["ref_logps"],
+                eta=self.eta,
+                beta=self.beta,
+                win_rates=inputs["win_rates"],
+                pair_probs=inputs["pair_prob"],
+                tokens=inputs["tokens"],
+                ipo_normalize=self.ipo_normalize,
             )
             .mean()
             .float()
         )
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"training step {self.state.global_step + 1}: the SPPO loss is {loss.item()}"
+                f"training step {self.state.global_step + 1}: the {self.loss} loss is {loss.item()}"
             )
         return (loss, {"logps": logps}) if return_outputs else loss
 
@@ -132,15 +136,37 @@ def check_finite(model) -> None:
 
 
 def examples(tokenizer, rows: list[dict], settings: dict) -> list[dict]:
-    chosen, rejected, cut = encode_rows(
-        tokenizer, rows, settings["max_length"], settings["max_prompt_length"], settings["truncation"]
+    """The encoded responses of each row with what the loss needs: the reference log-probs, the win
+    rates P̂ of those responses and P_wl (the chosen's probability of beating the rejected)."""
+    responses = settings["responses"]
+    groups, cut = encode_rows(
+        tokenizer,
+        rows,
+        settings["max_length"],
+        settings["max_prompt_length"],
+        settings["truncation"],
+        responses,
     )
     log.info("cut %d prompts and %d responses to fit the length limits", cut["prompts"], cut["responses"])
-    keys = ("ref_chosen_logp", "ref_rejected_logp", "chosen_probs_win", "chosen_probs_lose")
-    return [
-        {"chosen": c, "rejected": r, **{k: row[k] for k in keys}}
-        for c, r, row in zip(chosen, rejected, rows, strict=True)
-    ]
+    out = []
+    for sides, row in zip(groups, rows, strict=True):
+        if len(row["ref_logps"]) != len(sides):
+            raise ValueError(
+                f"prompt {row['id']}: {len(row['ref_logps'])} reference log-probs for {len(sides)} responses "
+                f"(train.responses {responses}); the reflogp stage ran with other settings"
+            )
+        rates = (
+            row["win_rates"] if responses == "all" else [row["chosen_probs_win"], row["chosen_probs_lose"]]
+        )
+        out.append(
+            {
+                "sides": sides,
+                "ref_logps": row["ref_logps"],
+                "win_rates": rates,
+                "pair_prob": row["chosen_probs"],
+            }
+        )
+    return out
 
 
 def arguments(settings: dict, out_dir: str, world_size: int, max_steps: int, seed: int) -> TrainingArguments:
@@ -247,9 +273,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # ---- tokenizer and data
     tokenizer = models.load_tokenizer(args.model, args.model_config)
-    rows = io.read_jsonl(
-        args.pairs, required=["prompt", "chosen", "rejected", "ref_chosen_logp", "ref_rejected_logp"]
-    )
+    rows = io.read_jsonl(args.pairs, required=["id", "prompt", "chosen", "rejected", "ref_logps"])
     pairs = examples(tokenizer, rows, settings)
     max_steps, schedule_steps = schedule(len(pairs), settings)
     log.info(
@@ -273,8 +297,11 @@ def main(argv: list[str] | None = None) -> None:
             model=model,
             args=training_args,
             train_dataset=pairs,
-            data_collator=PairCollator(tokenizer.pad_token_id),
+            data_collator=GroupCollator(tokenizer.pad_token_id),
+            loss=settings["loss"],
             eta=settings["eta"],
+            beta=settings["beta"],
+            ipo_normalize=settings["ipo_normalize"],
             schedule_steps=schedule_steps,
             logprob_chunk=settings["logprob_chunk"],
             callbacks=[StopOnNonFinite()],

@@ -34,7 +34,8 @@ def from_logits(logits) -> np.ndarray:
 
 
 def pair(row: dict, source: str = "scores") -> dict:
-    """The TRL-style pair of a ranked row, with the win probabilities of the reference."""
+    """The TRL-style pair of a ranked row, with the win probabilities of the reference (and, for
+    train.responses all, every response with its win rate P̂)."""
     probs = from_scores(row["scores"]) if source == "scores" else from_logits(row["logits"])
     win_rate = probs.mean(axis=1)
     # The reference picks by score; from the matrix, by the matrix's own win rate.
@@ -51,6 +52,7 @@ def pair(row: dict, source: str = "scores") -> dict:
         "chosen_probs": float(probs[win, lose]),
         "chosen_probs_win": float(win_rate[win]),
         "chosen_probs_lose": float(win_rate[lose]),
+        "responses": list(row["responses"]),
         "win_rates": win_rate.tolist(),
         "probs": probs.tolist(),
     }

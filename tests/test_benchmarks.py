@@ -75,4 +75,13 @@ def test_pair_batch_shares_the_prompt_and_labels_only_the_responses():
     assert ids.shape == (6, 10)
     assert (ids[:3, :4] == ids[3:, :4]).all()
     assert (labels[:, :4] == -100).all() and (labels[:, 4:] == ids[:, 4:]).all()
-    assert ((batch["p_win"] + batch["p_lose"]) == 1).all() and (batch["p_win"] >= 0.5).all()
+    rates = batch["win_rates"]
+    assert rates.shape == (3, 2) and (rates.sum(1) == 1).all() and (rates[:, 0] >= 0.5).all()
+
+
+def test_group_batch_shares_the_prompt_across_k_responses():
+    batch = workloads.pair_batch(3, prompt_len=4, response_len=6, vocab_size=50, seed=0, responses=5)
+    ids = batch["input_ids"]
+    assert ids.shape == (15, 10) and batch["win_rates"].shape == (3, 5)
+    assert all((ids[i * 3 : (i + 1) * 3, :4] == ids[:3, :4]).all() for i in range(5))
+    assert not (ids[:3, 4:] == ids[3:6, 4:]).all()

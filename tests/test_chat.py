@@ -150,30 +150,30 @@ def lengths(sides) -> list[tuple[int, int]]:
 def test_pair_rule_is_decided_by_the_longer_response():
     # max_length 100, max_prompt_length 40. Prompt 60, chosen 30, rejected 70: 60 + 70 > 100, so the
     # prompt keeps its last 40; 40 + 70 > 100, so both responses are capped at 100 − 40 = 60.
-    c, r = truncate(*pair(60, 30, 70), 100, 40, "pair")
+    c, r = truncate(pair(60, 30, 70), 100, 40, "pair")
     assert lengths((c, r)) == [(40, 30), (40, 60)]
     assert c.prompt_ids == list(range(21, 61)) and r.response_ids == list(range(200, 260))
     assert (c.prompt_truncated, c.response_truncated, r.response_truncated) == (True, False, True)
     # Prompt 30, chosen 10, rejected 80: 30 + 80 > 100, the prompt is short already (30 ≤ 40); still
     # 110 > 100, so responses are capped at 60 although 30 + 70 would fit.
-    assert lengths(truncate(*pair(30, 10, 80), 100, 40, "pair")) == [(30, 10), (30, 60)]
+    assert lengths(truncate(pair(30, 10, 80), 100, 40, "pair")) == [(30, 10), (30, 60)]
     # Prompt 60, chosen 10, rejected 45: 105 > 100, the prompt is cut to 40 (also on the short side);
     # 85 ≤ 100, so no response is cut.
-    assert lengths(truncate(*pair(60, 10, 45), 100, 40, "pair")) == [(40, 10), (40, 45)]
+    assert lengths(truncate(pair(60, 10, 45), 100, 40, "pair")) == [(40, 10), (40, 45)]
 
 
 def test_response_rule_cuts_each_side_alone():
     # Prompt 60, chosen 30 (fits: 90), rejected 70: 130 > 100, the prompt keeps 40, the response 60.
-    c, r = truncate(*pair(60, 30, 70), 100, 40, "response")
+    c, r = truncate(pair(60, 30, 70), 100, 40, "response")
     assert lengths((c, r)) == [(60, 30), (40, 60)]
     assert not c.prompt_truncated and r.prompt_truncated and r.response_truncated
     # Prompt 30, rejected 80: 110 > 100, the prompt (30 ≤ 40) stays, the response gets 70.
-    assert lengths(truncate(*pair(30, 10, 80), 100, 40, "response")) == [(30, 10), (30, 70)]
+    assert lengths(truncate(pair(30, 10, 80), 100, 40, "response")) == [(30, 10), (30, 70)]
 
 
 def test_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="train.truncation"):
-        truncate(*pair(1, 1, 1), 10, 5, "keep_start")
+        truncate(pair(1, 1, 1), 10, 5, "keep_start")
 
 
 def test_empty_and_odd_responses_encode(tokenizer):

@@ -97,6 +97,19 @@ def test_every_schema_key_has_default_and_description():
             {"leaderboard": {"include_path": "tasks/missing"}},
             "config key leaderboard.include_path: task directory 'tasks/missing' not found",
         ),
+        ({"train": {"loss": "kto"}}, "config key train.loss: 'kto' is not one of"),
+        ({"train": {"responses": "all", "loss": "dpo"}}, "config key train.responses: all needs loss sppo"),
+        ({"train": {"reference": "initial"}}, "config key train.reference"),
+        ({"variants": {"dpo": {"loss": "dpx"}}}, "config key variants.dpo.loss: 'dpx' is not one of"),
+        ({"variants": {"dpo": {"betta": 0.1}}}, "config key variants.dpo.betta: unknown key"),
+        ({"variants": {"dpo": {"beta": 0}}}, "config key variants.dpo.beta: 0 is less than or equal"),
+        ({"variants": {"x": {"beta": float("nan")}}}, "config key variants.x.beta: nan is not a finite"),
+        ({"variants": {"ipo": {"loss": "ipo", "responses": "all"}}}, "config key variants.ipo.responses"),
+        ({"variants": {"big": {"num_processes": 2}}}, "config key variants.big.num_processes: sizes"),
+        ({"variants": {"Big Run": {}}}, "config key variants: 'Big Run' does not match"),
+        ({"variants": {"iter2": {}}}, "config key variants: 'iter2' should not be valid"),
+        ({"variants": {"provenance": {}}}, "config key variants: 'provenance' should not be valid"),
+        ({"variants": {"dpo": "fast"}}, "config key variants.dpo: 'fast' is not of type"),
     ],
 )
 def test_bad_values_name_the_key(default, change, message):
@@ -107,6 +120,17 @@ def test_bad_values_name_the_key(default, change, message):
         else:
             bad[section] = value
     assert message in errors_of(bad)
+
+
+def test_variants_are_whole_train_sections(default):
+    """A variant is the train section with its own keys over it; one run is the variant ""."""
+    one = cfg.validate(default)
+    assert one["variants"] == {} and cfg.variant_trains(one) == {"": one["train"]}
+    both = cfg.validate({**default, "variants": {"sppo": None, "dpo": {"loss": "dpo", "beta": 0.5}}})
+    trains = cfg.variant_trains(both)
+    assert list(trains) == ["dpo/", "sppo/"]  # sorted, as every key of the validated config
+    assert trains["sppo/"] == both["train"]
+    assert trains["dpo/"] == {**both["train"], "loss": "dpo", "beta": 0.5}
 
 
 def test_unreadable_config_file(tmp_path):

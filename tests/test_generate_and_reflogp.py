@@ -76,22 +76,30 @@ def test_reference_logps_equal_policy_logps_at_step_zero(policy_dir):
                 {"role": "assistant", "content": "yes " * i},
             ],
             "rejected": [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": ""}],
+            "id": i,
+            "chosen_probs": 0.6,
             "chosen_probs_win": 0.7,
             "chosen_probs_lose": 0.3,
         }
         for i in range(5)
     ]
     with_ref = reflogp.compute(
-        model, tokenizer, rows, max_length=64, max_prompt_length=32, truncation="response", batch_size=4
+        model,
+        tokenizer,
+        rows,
+        max_length=64,
+        max_prompt_length=32,
+        truncation="response",
+        responses="pair",
+        batch_size=4,
     )
-    settings = {"max_length": 64, "max_prompt_length": 32, "truncation": "response"}
-    batch = train.PairCollator(tokenizer.pad_token_id)(train.examples(tokenizer, with_ref, settings))
+    settings = {"max_length": 64, "max_prompt_length": 32, "truncation": "response", "responses": "pair"}
+    batch = train.GroupCollator(tokenizer.pad_token_id)(train.examples(tokenizer, with_ref, settings))
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     logps = logprobs.sequence_logps(logits, batch["labels"]).double()
-    assert torch.allclose(logps[:5], batch["ref_chosen_logp"], atol=1e-4)
-    assert torch.allclose(logps[5:], batch["ref_rejected_logp"], atol=1e-4)
-    assert all(r["ref_chosen_logp"] < 0 for r in with_ref)
+    assert torch.allclose(logps.view(2, 5).T, batch["ref_logps"], atol=1e-4)
+    assert all(r["ref_logps"][0] < 0 for r in with_ref)
 
 
 def test_sequence_logps_counts_only_labelled_tokens():

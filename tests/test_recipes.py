@@ -116,6 +116,25 @@ def test_recipe_has_the_authors_settings(name):
     assert config["gpus"] is True
 
 
+def test_mistral_baselines_overlay_adds_dpo_and_ipo_variants(workflow):
+    overlay = recipe("mistral-7b-instruct-v0.2-baselines")
+    config = validate(raw_config(recipe("mistral-7b-instruct-v0.2"), overlay))
+    variants = config["variants"]
+    assert sorted(variants) == ["dpo", "ipo", "sppo"]
+    assert variants["sppo"] == config["train"]
+    assert {k: variants["dpo"][k] for k in ("loss", "beta")} == {"loss": "dpo", "beta": 0.01}
+    ipo = {k: variants["ipo"][k] for k in ("loss", "beta", "ipo_normalize")}
+    assert ipo == {"loss": "ipo", "beta": 0.01, "ipo_normalize": False}
+    args = ("--profile", "profiles/slurm", "--cores", "1024", "--configfile")
+    files = (f"config/recipes/{recipe('mistral-7b-instruct-v0.2').name}", f"config/recipes/{overlay.name}")
+    proc = snakemake(workflow, "iter3", *args, *files, "-n")
+    jobs = dry_run_jobs(proc.stdout + proc.stderr)
+    counts = {rule: sum(j["rule"] == rule for j in jobs) for rule in ITER3_JOBS}
+    # iteration 1's 8 shards of samples and rankings once, then 8 per variant per later iteration
+    shared = {"split": 1, "generate": 8 + 3 * 16, "rank": 8 + 3 * 16, "winprob": 1 + 3 * 2}
+    assert counts == shared | {"reflogp": 9, "train": 9, "evaluate_answers": 1 + 9, "evaluate": 1 + 9}
+
+
 def test_zero3_config_is_the_references():
     ds = yaml.safe_load((REPO / "config" / "deepspeed" / "zero3.json").read_text())
     zero = ds["zero_optimization"]

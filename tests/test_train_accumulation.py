@@ -32,6 +32,8 @@ def pairs(tiny_model_dir, tmp_path_factory):
                 "prompt": user["content"],
                 "chosen": [user, {"role": "assistant", "content": "a good answer " * (1 + i)}],
                 "rejected": [user, {"role": "assistant", "content": "?!#" * (1 + i % 2)}],
+                "id": i,
+                "chosen_probs": 0.6,
                 "chosen_probs_win": 0.6 + 0.1 * i,
                 "chosen_probs_lose": 0.4 - 0.1 * i,
             }
@@ -40,7 +42,14 @@ def pairs(tiny_model_dir, tmp_path_factory):
     io.write_jsonl(
         path,
         reflogp.compute(
-            model, tokenizer, rows, max_length=64, max_prompt_length=32, truncation="response", batch_size=8
+            model,
+            tokenizer,
+            rows,
+            max_length=64,
+            max_prompt_length=32,
+            truncation="response",
+            responses="pair",
+            batch_size=8,
         ),
     )
     return path

@@ -23,6 +23,8 @@ def pairs(tiny_model_dir, tmp_path):
                 "prompt": user["content"],
                 "chosen": [user, {"role": "assistant", "content": "a good answer " * (1 + i % 3)}],
                 "rejected": [user, {"role": "assistant", "content": "?!#" * (1 + i % 2)}],
+                "id": i,
+                "chosen_probs": 0.6,
                 "chosen_probs_win": 0.8,
                 "chosen_probs_lose": 0.2,
             }
@@ -31,7 +33,14 @@ def pairs(tiny_model_dir, tmp_path):
     io.write_jsonl(
         path,
         reflogp.compute(
-            model, tokenizer, rows, max_length=64, max_prompt_length=32, truncation="response", batch_size=8
+            model,
+            tokenizer,
+            rows,
+            max_length=64,
+            max_prompt_length=32,
+            truncation="response",
+            responses="pair",
+            batch_size=8,
         ),
     )
     return path

@@ -23,6 +23,8 @@ def pairs(tiny_model_dir, tmp_path_factory):
                 {"role": "user", "content": f"Question {i}?"},
                 {"role": "assistant", "content": "?"},
             ],
+            "id": i,
+            "chosen_probs": 0.6,
             "chosen_probs_win": 0.7,
             "chosen_probs_lose": 0.3,
         }
@@ -30,7 +32,14 @@ def pairs(tiny_model_dir, tmp_path_factory):
     ]
     path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
     with_ref = reflogp.compute(
-        model, tokenizer, rows, max_length=64, max_prompt_length=32, truncation="response", batch_size=4
+        model,
+        tokenizer,
+        rows,
+        max_length=64,
+        max_prompt_length=32,
+        truncation="response",
+        responses="pair",
+        batch_size=4,
     )
     io.write_jsonl(path, with_ref)
     return path

@@ -41,7 +41,7 @@ def test_the_train_command_finds_its_script_from_another_directory(tmp_path):
         "results/iter1/model",
         "logs/train/iter1.log",
     )
-    assert (args.wildcard, args.job_threads) == (["t=1"], job["threads"])
+    assert (args.wildcard, args.job_threads) == (["v=", "t=1"], job["threads"])
 
 
 def job_args(model: str) -> list[str]:

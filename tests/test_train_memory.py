@@ -25,6 +25,7 @@ def test_every_variant_has_a_row(output):
         assert row["peak_rss_mib"] >= row["rss_before_steps_mib"] > 0
         assert row["chunk"] == (20 if row["variant"].endswith("chunked") else 0)
         assert row["pairs"] == 4
+        assert row["responses"] == (5 if "all K" in row["variant"] else 2)
     lines = train_memory.table(rows).splitlines()
     assert len(lines) == 1 + len(rows) and all("llama-58m" in line for line in lines[1:])
 
@@ -35,6 +36,9 @@ def test_variants_start_from_the_same_step(output):
     first = rows[0]
     for row in rows:
         assert row["first_max_abs_r"] < 1e-3, row["variant"]
+        if "all K" in row["variant"]:  # another objective over 5 responses per prompt
+            assert row["first_logps_sum"] < first["first_logps_sum"] < 0
+            continue
         assert row["first_loss"] == pytest.approx(first["first_loss"], rel=1e-6), row["variant"]
         assert row["first_logps_sum"] == pytest.approx(first["first_logps_sum"], rel=1e-5), row["variant"]
     assert first["first_logps_sum"] < 0

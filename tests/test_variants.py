@@ -1,0 +1,92 @@
+"""config/compare.yaml: SPPO, SPPO on all K responses, iterative DPO and iterative IPO side by side in one
+run, sharing what they have in common."""
+
+import json
+import re
+
+import pytest
+from conftest import copy_workflow, snakemake, write_config
+
+VARIANTS = ["dpo", "ipo", "sppo", "sppo-all"]
+
+
+@pytest.fixture(scope="module")
+def compare_run(tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("compare") / "wf")
+    proc = snakemake(workdir, "iter3", "--configfile", "config/compare.yaml", timeout=1800)
+    return workdir, proc.stderr
+
+
+def metrics(path):
+    return json.loads(path.read_text())
+
+
+def test_shared_work_ran_once(compare_run):
+    workdir, log = compare_run
+    jobs = re.findall(r"rule (\w+):\n(?:    .*\n)*?    wildcards: ([^\n]*)", log)
+    iteration1 = [w for rule, w in jobs if rule in ("generate", "rank") and "t=1," in w]
+    assert sorted(iteration1) == ["v=, t=1, s=0", "v=, t=1, s=0", "v=, t=1, s=1", "v=, t=1, s=1"]
+    assert sum(rule == "basemodel" for rule, _ in jobs) == 1
+    assert [w for rule, w in jobs if rule == "evaluate_answers" and "t=0" in w] == ["v=, t=0"]
+    for name in VARIANTS:
+        assert not (workdir / f"results/{name}/iter1/generate").exists()
+        record = metrics(workdir / f"results/provenance/{name}/iter1/reflogp/pairs.jsonl.json")
+        assert set(record["inputs"]) == {"results/iter0/model", "results/iter1/winprob/pairs.jsonl"}
+        assert (workdir / f"results/{name}/iter2/generate/shard1.jsonl").is_file()
+
+
+def test_every_variant_beats_the_base_policy(compare_run):
+    workdir, _ = compare_run
+    for name in VARIANTS:
+        m = metrics(workdir / f"results/{name}/iter3/evaluate/metrics.json")
+        assert m["model"] == f"tiny-{name}-Iter3" and m["baseline"] == "tiny"
+        assert m["win_rate_ci95"][0] > 0.5, (name, m)
+
+
+def test_each_variant_trained_its_own_objective(compare_run):
+    workdir, _ = compare_run
+    for name, loss, k in [("dpo", "dpo", 2), ("ipo", "ipo", 2), ("sppo", "sppo", 2), ("sppo-all", "sppo", 5)]:
+        trained = metrics(workdir / f"results/{name}/iter2/model/sppo_train.json")
+        assert trained["settings"]["loss"] == loss and trained["parent"] == f"results/{name}/iter1/model"
+        rows = (workdir / f"results/{name}/iter2/reflogp/pairs.jsonl").read_text().splitlines()
+        assert all(len(json.loads(row)["ref_logps"]) == k for row in rows)
+
+
+def test_the_sppo_variant_is_the_single_run(compare_run, finished_run):
+    """Variant sppo has the train section as it is: the same numbers as the default (single) run."""
+    workdir, _ = compare_run
+    for t in (1, 2, 3):
+        ours = metrics(workdir / f"results/sppo/iter{t}/evaluate/metrics.json")
+        single = metrics(finished_run / f"results/iter{t}/evaluate/metrics.json")
+        for key in ("win_rate", "win_rate_ci95", "lc_win_rate", "mean_length"):
+            assert ours[key] == single[key], (t, key)
+
+
+def test_summary_compares_the_variants(compare_run):
+    workdir, _ = compare_run
+    lines = (workdir / "results/summary/metrics.tsv").read_text().splitlines()
+    assert lines[0].split("\t")[:3] == ["variant", "iteration", "model"]
+    rows = [line.split("\t") for line in lines[1:]]
+    assert [(r[0], r[1]) for r in rows] == [(v, str(t)) for v in VARIANTS for t in range(4)]
+    assert all(r[3] for r in rows if r[1] == "0") and {r[2] for r in rows if r[1] == "0"} == {"tiny"}
+    assert (workdir / "results/summary/winrate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_audit_passes(compare_run):
+    workdir, _ = compare_run
+    proc = snakemake(workdir, "audit", "--configfile", "config/compare.yaml", check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"), [("previous", "results/iter2/model"), ("base", "results/iter0/model")]
+)
+def test_reference_policy_of_the_log_ratios(workflow, reference, expected):
+    """train.reference: π_{t−1} (SPPO) or π_0 in every iteration; π_t still starts from π_{t−1}."""
+    write_config(workflow, {"train": {"reference": reference}})
+    proc = snakemake(workflow, "results/iter3/model", "-n")
+    blocks = re.findall(r"rule (\w+):\n    input: ([^\n]*)\n    output: ([^\n]*)", proc.stdout + proc.stderr)
+    reflogp = [inputs for rule, inputs, output in blocks if rule == "reflogp" and "iter3" in output]
+    assert reflogp == [f"results/iter3/winprob/pairs.jsonl, {expected}"]
+    train = [inputs for rule, inputs, output in blocks if rule == "train" and "iter3" in output]
+    assert train == ["results/iter3/reflogp/pairs.jsonl, results/iter2/model"]
