@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s [rank {rank}] %(name)s %(levelname)s %(message)s"
     )
+    log.info("process %d of %d on %s", rank, world, socket.gethostname())  # where each rank ran
     torch.set_num_threads(args.threads)
     settings = args.settings
 
