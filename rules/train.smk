@@ -33,4 +33,5 @@ rule train:
         "{params.launcher} {params.script:q} --pairs {input.pairs:q} --out {output.model:q}"
         " --launcher {params.launcher:q} --model {params.model:q} --settings {params.settings}"
         " --model-config {params.model_config} --seed {params.seed} --threads {params.threads}"
-        " --log {log:q} --wildcard v={wildcards.v:q} --wildcard t={wildcards.t} --job-threads {threads} > {log:q} 2>&1"
+        " --log-file {log:q} --wildcard v={wildcards.v:q} --wildcard t={wildcards.t}"
+        " --job-threads {threads} > {log:q} 2>&1"

@@ -3,7 +3,7 @@ python, torchrun or srun … torchrun (see train_launcher in rules/common.smk):
 
     python scripts/train.py --pairs results/iter1/reflogp/pairs.jsonl --out results/iter1/model \
         --model results/iter0/model --settings '<train section, JSON>' \
-        --model-config '<model section, JSON>' --seed 42 [--log logs/train/iter1.log ...]
+        --model-config '<model section, JSON>' --seed 42 [--log-file logs/train/iter1.log ...]
 
 Options: python scripts/train.py --help; what it does: sppo/train.py.
 """

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,8 +211,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     params.add_argument("--model-config", required=True, type=json.loads, help="the model section (JSON)")
     params.add_argument("--seed", required=True, type=int)
     params.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    job = parser.add_argument_group("provenance: with --log, process 0 writes the job's record")
-    job.add_argument("--log", help="the job's log")
+    job = parser.add_argument_group("provenance: with --log-file, process 0 writes the job's record")
+    job.add_argument("--log-file", help="the job's log")
     job.add_argument("--wildcard", action="append", default=[], metavar="NAME=VALUE")
     job.add_argument("--job-threads", type=int, help="the job's threads, all processes together")
     parser.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)  # deepspeed's launcher
@@ -239,7 +240,7 @@ def job_record(args: argparse.Namespace, started: str | None) -> dict:
         outputs=[args.out],
         params=rule_params(args),
         wildcards=dict(kv.split("=", 1) for kv in args.wildcard),
-        log=[args.log],
+        log=[args.log_file],
         threads=args.job_threads,
         started=started,
     )
@@ -262,12 +263,13 @@ def save_extras(out_dir: Path, tokenizer, args: argparse.Namespace, world: int) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Rule train's job: train π_t, publish it atomically, and (process 0, with --log) record it."""
+    """Rule train's job: train π_t, publish it atomically, and (process 0, with --log-file) record it."""
     args, started = parse_args(argv), record.now()
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s [rank {rank}] %(name)s %(levelname)s %(message)s"
     )
+    log.info("process %d of %d on %s", rank, world, socket.gethostname())  # where each rank ran
     torch.set_num_threads(args.threads)
     settings = args.settings
 
@@ -311,5 +313,5 @@ def main(argv: list[str] | None = None) -> None:
         trainer.save_model(str(partial))  # every process: ZeRO-3 gathers the weights
         if rank == 0:
             save_extras(partial, tokenizer, args, world)
-    if rank == 0 and args.log:
+    if rank == 0 and args.log_file:
         log.info("provenance record: %s", record.write(job_record(args, started)))

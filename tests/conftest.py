@@ -8,6 +8,7 @@ change or damage a run make their own (``workflow``) or copy it (``copy_run``).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+import yte
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_PARTS = ["Snakefile", "rules", "scripts", "config", "data", "envs", "report", "profiles"]
@@ -101,6 +103,67 @@ def scheduled_jobs(workdir: Path, *args: str) -> dict[str, int]:
         if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
             counts[parts[0]] = int(parts[1])
     return counts
+
+
+def slurm_cluster(conf: str | None, nodes: int, start: str) -> dict[str, str]:
+    """Environment variables that reach the SLURM cluster of ``conf`` (None: SLURM's default), which
+    must be running with at least ``nodes`` idle or mixed nodes.
+
+    Without one, the calling test FAILS, naming ``start`` (the script that starts such a cluster);
+    SPPO_SKIP_SLURM=1 skips it explicitly for quick local runs (CI never sets it).
+    """
+    hint = f"start one with {start} (or set SPPO_SKIP_SLURM=1 to skip this test explicitly)"
+    if os.environ.get("SPPO_SKIP_SLURM") == "1":
+        pytest.skip("SPPO_SKIP_SLURM=1")
+    if conf and not Path(conf).is_file():
+        pytest.fail(f"no SLURM config at {conf}: {hint}")
+    env = {"SLURM_CONF": conf} if conf else {}
+    try:
+        proc = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%N %t"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except FileNotFoundError:
+        pytest.fail(f"SLURM is not installed (no sinfo): {hint}")
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"no SLURM controller answers (sinfo timed out): {hint}")
+    usable = {node for node, state in map(str.split, proc.stdout.splitlines()) if state in ("idle", "mix")}
+    if proc.returncode != 0 or len(usable) < nodes:
+        sinfo = f"{proc.stdout.strip()} {proc.stderr.strip()}"
+        pytest.fail(f"fewer than {nodes} usable SLURM nodes (sinfo: {sinfo}): {hint}")
+    return env
+
+
+def slurm_submissions(stderr: str) -> list[tuple[str, Path, str]]:
+    """(SLURM job id, the plugin's log of the job, rule) of each job a SLURM run says it submitted."""
+    submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", stderr)
+    return [(job_id, Path(log), re.search(r"/rule_(\w+)/", log).group(1)) for job_id, log in submitted]
+
+
+def cluster_overlay(tmp_path: Path) -> Path:
+    """profiles/slurm adapted to the test clusters: the same per-rule settings with memory they have.
+
+    A later --profile replaces whole top-level keys, so the overlay repeats the resources of
+    profiles/slurm, cutting only mem_mb; the rest (executor, retries, requeue, runtime growing
+    with the attempt) comes from profiles/slurm unchanged.
+    """
+    with open(REPO / "profiles" / "slurm" / "config.yaml") as fh:
+        main = yte.process_yaml(fh, require_use_yte=True)
+    overlay = {
+        "slurm-init-seconds-before-status-checks": 6,
+        "slurm-status-command": "squeue",  # no accounting database
+        "slurm-no-account": True,
+        "slurm-keep-successful-logs": True,
+        "default-resources": {**main["default-resources"], "mem_mb": 1000},
+        "set-resources": {rule: {**res, "mem_mb": 1000} for rule, res in main["set-resources"].items()},
+    }
+    path = tmp_path / "test-cluster" / "config.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump(overlay, sort_keys=False))
+    return path.parent
 
 
 @pytest.fixture

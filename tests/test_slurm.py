@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import yaml
-import yte
-from conftest import REPO, copy_workflow, snakemake, write_config
+from conftest import cluster_overlay, copy_workflow, slurm_cluster, slurm_submissions, snakemake, write_config
 
 # iter1 of a tiny run: 13 SLURM jobs, a few minutes on 2 cores.
 TINY = {
@@ -53,8 +50,6 @@ ARTIFACTS = [
     "results/iter0/evaluate/metrics.json",
     "results/iter1/evaluate/metrics.json",
 ]
-SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
-START_HINT = "start one with .ci/slurm-up (or set SPPO_SKIP_SLURM=1 to skip this test explicitly)"
 
 
 def slurm_conf() -> str | None:
@@ -68,45 +63,7 @@ def slurm_conf() -> str | None:
 @pytest.fixture(scope="module")
 def cluster() -> dict[str, str]:
     """Environment variables that reach a running SLURM cluster with an idle or mixed node."""
-    if os.environ.get("SPPO_SKIP_SLURM") == "1":
-        pytest.skip("SPPO_SKIP_SLURM=1")
-    env = {"SLURM_CONF": conf} if (conf := slurm_conf()) else {}
-    try:
-        proc = subprocess.run(
-            ["sinfo", "-h", "-o", "%t"], env={**os.environ, **env}, capture_output=True, text=True, timeout=20
-        )
-    except FileNotFoundError:
-        pytest.fail(f"SLURM is not installed (no sinfo): {START_HINT}")
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"no SLURM controller answers (sinfo timed out): {START_HINT}")
-    if proc.returncode != 0 or not {"idle", "mix"} & set(proc.stdout.split()):
-        pytest.fail(
-            f"no usable SLURM node (sinfo: {proc.stdout.strip()} {proc.stderr.strip()}): {START_HINT}"
-        )
-    return env
-
-
-def cluster_overlay(tmp_path: Path) -> Path:
-    """profiles/slurm adapted to the test cluster: the same per-rule settings with memory it has.
-
-    A later --profile replaces whole top-level keys, so the overlay repeats the resources of
-    profiles/slurm, cutting only mem_mb; the rest (executor, retries, requeue, runtime growing
-    with the attempt) comes from profiles/slurm unchanged.
-    """
-    with open(REPO / "profiles" / "slurm" / "config.yaml") as fh:
-        main = yte.process_yaml(fh, require_use_yte=True)
-    overlay = {
-        "slurm-init-seconds-before-status-checks": 6,
-        "slurm-status-command": "squeue",  # no accounting database
-        "slurm-no-account": True,
-        "slurm-keep-successful-logs": True,
-        "default-resources": {**main["default-resources"], "mem_mb": 1000},
-        "set-resources": {rule: {**res, "mem_mb": 1000} for rule, res in main["set-resources"].items()},
-    }
-    path = tmp_path / "test-cluster" / "config.yaml"
-    path.parent.mkdir(parents=True)
-    path.write_text(yaml.safe_dump(overlay, sort_keys=False))
-    return path.parent
+    return slurm_cluster(slurm_conf(), nodes=1, start=".ci/slurm-up")
 
 
 def test_iter1_through_sbatch_equals_local_run(cluster, tmp_path, monkeypatch):
@@ -125,10 +82,7 @@ def test_iter1_through_sbatch_equals_local_run(cluster, tmp_path, monkeypatch):
         local_run.result()
 
     # every job went through sbatch, once, got a SLURM job id and finished in it (the plugin's log)
-    submitted = [
-        (job_id, Path(log), re.search(r"/rule_(\w+)/", log).group(1))
-        for job_id, log in SUBMITTED.findall(proc.stderr)
-    ]
+    submitted = slurm_submissions(proc.stderr)
     assert Counter(rule for _, _, rule in submitted) == EXPECTED_JOBS, proc.stderr[-3000:]
     assert len({job_id for job_id, _, _ in submitted}) == len(submitted)
     for _, log, rule in submitted:

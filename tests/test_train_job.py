@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import shlex
 
+import pytest
 import yaml
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, copy_workflow, snakemake, write_config
 from test_recipes import dry_run_jobs
 
 from sppo import train
@@ -36,12 +37,28 @@ def test_the_train_command_finds_its_script_from_another_directory(tmp_path):
         "seed": expected["seed"],
         "threads": expected["threads"],
     }
-    assert (args.pairs, args.out, args.log) == (
+    assert (args.pairs, args.out, args.log_file) == (
         "results/iter1/reflogp/pairs.jsonl",
         "results/iter1/model",
         "logs/train/iter1.log",
     )
     assert (args.wildcard, args.job_threads) == (["v=", "t=1"], job["threads"])
+
+
+@pytest.mark.parametrize("launch", [{"num_processes": 2}, {"nodes": 2}], ids=["torchrun", "srun-torchrun"])
+def test_torchrun_hands_the_script_all_its_arguments(workflow, launch):
+    """torchrun parses the script's arguments along with its own options: one that abbreviates several
+    of them stops the job (it did: --log, for --log-dir and --logs-specs), one that abbreviates one
+    is taken from the script."""
+    from torch.distributed.run import get_args_parser
+
+    write_config(workflow, {"train": launch})
+    proc = snakemake(workflow, "results/iter1/model", "-n", "-p")
+    (job,) = [j for j in dry_run_jobs(proc.stdout + proc.stderr) if j["rule"] == "train"]
+    words = shlex.split(job["shell"])[:-3]  # without "> log 2>&1"
+    script = words.index(str(workflow / "scripts" / "train.py"))
+    args = get_args_parser().parse_args(words[words.index("torch.distributed.run") + 1 :])
+    assert (args.training_script, args.training_script_args) == (words[script], words[script + 1 :])
 
 
 def job_args(model: str) -> list[str]:
@@ -57,7 +74,7 @@ def job_args(model: str) -> list[str]:
             "--model-config",
             '{"dtype": "float32"}',
         ),
-        *("--seed", "7", "--threads", "2", "--log", "logs/train/iter1.log"),
+        *("--seed", "7", "--threads", "2", "--log-file", "logs/train/iter1.log"),
         *("--wildcard", "t=1", "--job-threads", "4"),
     ]
 
