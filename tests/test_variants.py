@@ -13,7 +13,7 @@ VARIANTS = ["dpo", "ipo", "sppo", "sppo-all"]
 @pytest.fixture(scope="module")
 def compare_run(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("compare") / "wf")
-    proc = snakemake(workdir, "iter3", "--configfile", "config/compare.yaml", timeout=1800)
+    proc = snakemake(workdir, "iter3", "--configfile", "config/compare.yaml", timeout=3600)
     return workdir, proc.stderr
 
 
