@@ -127,6 +127,12 @@ def _check_semantics(config: dict) -> None:
         _fail("train.stop_epochs", f"{stop} exceeds train.schedule_epochs ({train['schedule_epochs']})")
     if train["deepspeed"] is not None and not Path(train["deepspeed"]).is_file():
         _fail("train.deepspeed", f"DeepSpeed config {train['deepspeed']!r} not found")
+    if train["lora"]["enabled"] and train["deepspeed"] is not None:
+        _fail(
+            "train.lora.enabled",
+            "LoRA trains without DeepSpeed (the frozen model is held whole by every process, so that its "
+            "adapter can be merged); set train.deepspeed to null",
+        )
     tasks = config["leaderboard"]["include_path"]
     if tasks is not None and not Path(tasks).is_dir():
         _fail("leaderboard.include_path", f"task directory {tasks!r} not found")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from sppo import io, models
+from sppo import io, lora, models
 from sppo.imports import without_sklearn
 from sppo.logprobs import collate, encode_rows, response_logps
 from sppo.provenance import record
@@ -269,6 +269,8 @@ def main(argv: list[str] | None = None) -> None:
 
             deepspeed.init_distributed()  # ZeRO-3 partitions while loading and must see every process
         model = models.load_model(args.model, args.model_config, for_training=True)
+        if settings["lora"]["enabled"]:
+            model = lora.wrap(model, settings["lora"], args.seed)
         trainer = SPPOTrainer(
             model=model,
             args=training_args,
@@ -281,7 +283,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         trainer.train()  # a non-finite loss or gradient norm raises: nothing is published
         check_finite(model)
-        trainer.save_model(str(partial))  # every process: ZeRO-3 gathers the weights
+        if settings["lora"]["enabled"]:
+            if rank == 0:  # no ZeRO-3 with LoRA: every process holds the whole model
+                lora.save_merged(model, partial)
+        else:
+            trainer.save_model(str(partial))  # every process: ZeRO-3 gathers the weights
         if rank == 0:
             save_extras(partial, tokenizer, args, world)
     if rank == 0 and args.log:
