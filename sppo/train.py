@@ -10,6 +10,9 @@ The global batch is fixed; per-process batch and gradient accumulation follow fr
 processes. The learning-rate schedule may be longer than the training (``schedule_epochs`` vs
 ``stop_epochs``), as in the released Mistral and Llama-3 models.
 
+With train.lora enabled, π_{t−1}'s weights stay frozen and only LoRA adapters train; they are merged
+into π_t's weights at the end, the adapter kept beside them (sppo.lora).
+
 Rule train runs :func:`main` (scripts/train.py) under python, torchrun or srun … torchrun; every
 process trains, π_t is published atomically (sppo.io.atomic_directory), and process 0 writes the
 job's provenance record.
