@@ -3,6 +3,7 @@
     PYTHONPATH=. python benchmarks/gpu.py --json gpu.json            # on a CUDA machine, real shapes
     PYTHONPATH=. python benchmarks/gpu.py --tiny --device cpu        # the same code at toy shapes
     PYTHONPATH=. python benchmarks/gpu.py --parts judge train        # some parts only
+    PYTHONPATH=. python benchmarks/gpu.py --parts single_gpu         # the single-GPU recipes' memory
 
 generate  tokens/s of sampling with the recipes' settings (temperature 0.7, top p 0.9, K = 5
           requests per prompt, prompts of 30–360 tokens) for a Gemma-2-9B- and a Llama-3-8B-shaped
@@ -23,6 +24,11 @@ train     one SPPO optimizer step (the recipe's: bf16 autocast over float32 weig
           not counted) and peak GPU memory; the one-model step also with the response log-probs
           computed in pieces (``--logprob-chunks``, as train.logprob_chunk). The first step's loss
           must be the same in all.
+single_gpu  one SPPO optimizer step of each single-GPU recipe (config/recipes/*-1gpu.yaml) at its
+          model's shape and with its train settings (per-device pairs, bf16 autocast, gradient
+          checkpointing, logprob_chunk, LoRA as train.lora says): peak GPU memory, s/step and the
+          parameters that train, for the recipes' memory arithmetic. Llama-3.2-1B-shaped full
+          fine-tune (RoPE scaling left out: no effect on memory or time) and Gemma-2-9B-shaped LoRA.
 
 Parts run one after the other in this process; each times its sides in the same run after a
 warm-up. The table is printed, and written as JSON with ``--json``.
@@ -40,10 +46,14 @@ import platform
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
+import yaml
 
 from benchmarks.workloads import REALISTIC, SHORT, pair_batch, random_token_prompts, realistic_texts
+from sppo import lora
+from sppo.config import validate
 from sppo.logprobs import response_logps
 from sppo.losses import per_prompt
 
@@ -76,6 +86,18 @@ SHAPES = {
         num_attention_heads=8,
         num_key_value_heads=4,
     ),
+    "llama-3.2-1b": dict(
+        model_type="llama",
+        vocab_size=128256,
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        tie_word_embeddings=True,
+        rope_theta=500000.0,
+        max_position_embeddings=131072,
+    ),
     "llama-3-8b": dict(
         model_type="llama",
         vocab_size=128256,
@@ -100,7 +122,7 @@ TOY = dict(
     num_attention_heads=2,
     num_key_value_heads=1,
 )
-TINY = {name: SHAPES[name] | TOY for name in ("gemma-2-9b", "gemma-2-2b", "llama-3-8b")}
+TINY = {name: SHAPES[name] | TOY for name in ("gemma-2-9b", "gemma-2-2b", "llama-3.2-1b", "llama-3-8b")}
 TINY["gemma-2-9b"]["head_dim"] = TINY["gemma-2-2b"]["head_dim"] = 32
 TINY["deberta-v3-large"] = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
@@ -421,6 +443,62 @@ def train_part(shapes: dict, args, device: torch.device) -> list[dict]:
     return rows
 
 
+# ---------------------------------------------------------------- single_gpu
+
+# The single-GPU recipes and the shapes of their models.
+SINGLE_GPU = {"llama-3.2-1b-instruct-1gpu": "llama-3.2-1b", "gemma-2-9b-it-lora-1gpu": "gemma-2-9b"}
+
+
+def recipe_train(name: str) -> dict:
+    """The validated train section of config/recipes/NAME.yaml."""
+    path = Path(__file__).resolve().parents[1] / "config" / "recipes" / f"{name}.yaml"
+    return validate(yaml.safe_load(path.read_text()))["train"]
+
+
+def single_gpu_part(shapes: dict, args, device: torch.device) -> list[dict]:
+    """One step of each single-GPU recipe, as it trains: its per-device pairs of ``--prompt-len`` +
+    ``--response-len`` tokens, float32 weights, gradient checkpointing, bf16 autocast, RMSprop,
+    log-probs in pieces of its logprob_chunk, LoRA adapters where its train.lora is enabled."""
+    rows = []
+    for recipe, shape_name in SINGLE_GPU.items():
+        train, shape = recipe_train(recipe), shapes[shape_name]
+        assert train["gradient_checkpointing"] and train["num_processes"] == 1, recipe
+        pairs = train["per_device_batch_size"]
+        batch = pair_batch(pairs, args.prompt_len, args.response_len, shape["vocab_size"], args.seed)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        reset_memory(device)
+        model = training_model(shape, device, args.seed)
+        if train["lora"]["enabled"]:
+            model = lora.wrap(model, train["lora"], args.seed)
+        run = sppo_steps(
+            model,
+            batch,
+            live_reference=False,
+            chunk=train["logprob_chunk"],
+            steps=args.warmup_steps + args.steps,
+            bf16=train["bf16"],
+        )
+        step = statistics.median(run["times"][args.warmup_steps :])
+        rows.append(
+            {
+                "part": "single_gpu",
+                "recipe": recipe,
+                "model": f"{shape_name}-shaped",
+                "lora": train["lora"]["enabled"],
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "trained_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                "pairs": pairs,
+                "tokens_per_step": batch["input_ids"].numel(),
+                "step_seconds_median": step,
+                "peak_memory_gib": peak_memory_gib(device),
+                "first_loss": run["losses"][0],
+            }
+        )
+        del model, run
+    reset_memory(device)
+    return rows
+
+
 def gpu_family(device: torch.device) -> str | None:
     if device.type != "cuda":
         return None
@@ -475,7 +553,12 @@ def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     device = torch.device(args.device)
     shapes = TINY if args.tiny else SHAPES
-    parts = {"generate": generate_part, "judge": judge_part, "train": train_part}
+    parts = {
+        "generate": generate_part,
+        "judge": judge_part,
+        "train": train_part,
+        "single_gpu": single_gpu_part,
+    }
     rows = []
     print(f"machine: {machine(device)}", flush=True)
     for name in args.parts:

@@ -71,15 +71,18 @@ def validate(config: dict) -> dict:
 
 
 def _variants(config: dict, train_schema: dict) -> dict:
-    """Each variant's whole train section: the train section with the variant's keys over it,
-    validated as the train section is (errors name variants.NAME.KEY)."""
+    """Each variant's whole train section: the train section with the variant's keys over it (those
+    of a nested section such as lora key by key), validated as the train section is (errors name
+    variants.NAME.KEY)."""
     validator = jsonschema.Draft202012Validator(train_schema)
     out = {}
     for name, overrides in config["variants"].items():
         fixed = sorted(set(overrides or {}) & {"num_processes", "nodes"})
         if fixed:
             _fail(f"variants.{name}.{fixed[0]}", "sizes the train jobs of every variant: set it in train")
-        merged = {**config["train"], **(overrides or {})}
+        merged = copy.deepcopy(config["train"])
+        for key, value in (overrides or {}).items():  # a section (train.lora) merges key by key
+            merged[key] = {**merged[key], **value} if isinstance(merged.get(key), dict) else value
         errors = sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path))
         if errors:
             raise ConfigError(
@@ -166,6 +169,12 @@ def _check_train(train: dict, prefix: str) -> None:
         _fail(f"{prefix}deepspeed", f"DeepSpeed config {train['deepspeed']!r} not found")
     if train["responses"] == "all" and train["loss"] != "sppo":
         _fail(f"{prefix}responses", f"all needs loss sppo ({prefix}loss {train['loss']} compares a pair)")
+    if train["lora"]["enabled"] and train["deepspeed"] is not None:
+        _fail(
+            f"{prefix}lora.enabled",
+            "LoRA trains without DeepSpeed (the frozen model is held whole by every process, so that its "
+            f"adapter can be merged); set {prefix}deepspeed to null",
+        )
 
 
 def load(path: str | Path) -> dict:

@@ -12,6 +12,9 @@ The global batch (in prompts) is fixed; per-process batch and gradient accumulat
 the number of processes. The learning-rate schedule may be longer than the training
 (``schedule_epochs`` vs ``stop_epochs``), as in the released Mistral and Llama-3 models.
 
+With train.lora enabled, π_{t−1}'s weights stay frozen and only LoRA adapters train; they are merged
+into π_t's weights at the end, the adapter kept beside them (sppo.lora).
+
 Rule train runs :func:`main` (scripts/train.py) under python, torchrun or srun … torchrun; every
 process trains, π_t is published atomically (sppo.io.atomic_directory), and process 0 writes the
 job's provenance record.
@@ -30,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from sppo import io, losses, models
+from sppo import io, lora, losses, models
 from sppo.imports import without_sklearn
 from sppo.logprobs import collate_groups, encode_rows, response_logps
 from sppo.provenance import record
@@ -295,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
 
             deepspeed.init_distributed()  # ZeRO-3 partitions while loading and must see every process
         model = models.load_model(args.model, args.model_config, for_training=True)
+        if settings["lora"]["enabled"]:
+            model = lora.wrap(model, settings["lora"], args.seed)
         trainer = SPPOTrainer(
             model=model,
             args=training_args,
@@ -310,7 +315,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         trainer.train()  # a non-finite loss or gradient norm raises: nothing is published
         check_finite(model)
-        trainer.save_model(str(partial))  # every process: ZeRO-3 gathers the weights
+        if settings["lora"]["enabled"]:
+            if rank == 0:  # no ZeRO-3 with LoRA: every process holds the whole model
+                lora.save_merged(model, partial)
+        else:
+            trainer.save_model(str(partial))  # every process: ZeRO-3 gathers the weights
         if rank == 0:
             save_extras(partial, tokenizer, args, world)
     if rank == 0 and args.log_file:

@@ -85,3 +85,19 @@ def test_group_batch_shares_the_prompt_across_k_responses():
     assert ids.shape == (15, 10) and batch["win_rates"].shape == (3, 5)
     assert all((ids[i * 3 : (i + 1) * 3, :4] == ids[:3, :4]).all() for i in range(5))
     assert not (ids[:3, 4:] == ids[3:6, 4:]).all()
+
+
+def test_single_gpu_part_steps_each_recipe_at_toy_shapes():
+    rows = gpu.main(
+        ["--tiny", "--device=cpu", "--parts", "single_gpu", "--prompt-len=8", "--response-len=24"]
+        + ["--warmup-steps=0", "--steps=1"]
+    )
+    full, adapted = rows
+    assert (full["recipe"], full["lora"], full["pairs"]) == ("llama-3.2-1b-instruct-1gpu", False, 2)
+    assert (adapted["recipe"], adapted["lora"], adapted["pairs"]) == ("gemma-2-9b-it-lora-1gpu", True, 4)
+    assert full["trained_parameters"] == full["parameters"]
+    # rank 16 on the 7 projections of 2 toy layers (hidden 64, MLP 128, 2 query heads and 1 key-value
+    # head of 32): 16·((64+64) q + 2·(64+32) k, v + (64+64) o + 3·(64+128) gate, up, down) per layer
+    assert adapted["trained_parameters"] == 2 * 16 * (128 + 2 * 96 + 128 + 3 * 192)
+    assert adapted["tokens_per_step"] == 2 * 4 * (8 + 24)
+    assert all(r["first_loss"] > 0 and r["peak_memory_gib"] is None for r in rows)

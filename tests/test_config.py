@@ -131,6 +131,8 @@ def test_variants_are_whole_train_sections(default):
     assert list(trains) == ["dpo/", "sppo/"]  # sorted, as every key of the validated config
     assert trains["sppo/"] == both["train"]
     assert trains["dpo/"] == {**both["train"], "loss": "dpo", "beta": 0.5}
+    lora = cfg.validate({**default, "variants": {"lora": {"lora": {"enabled": True, "rank": 4}}}})
+    assert lora["variants"]["lora"]["lora"] == {**lora["train"]["lora"], "enabled": True, "rank": 4}
 
 
 def test_unreadable_config_file(tmp_path):

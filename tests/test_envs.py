@@ -22,6 +22,7 @@ MODEL_NEEDS = {
     "tokenizers",
     "safetensors",
     "accelerate",
+    "peft",
     "deepspeed",
     "llm-blender",
     "alpaca-eval",

@@ -104,7 +104,7 @@ def test_record_contents(tmp_path, monkeypatch):
     assert stored["params"] == params and stored["seeds"] == {"seed": 42, "settings.seed": 7}
     assert stored["params_sha256"] == hashlib.sha256(record.canonical_json(params).encode()).hexdigest()
     assert set(stored["code"]) >= {"git_commit", "git_dirty", "sha256", "files"}
-    assert stored["software"]["python"] and stored["software"]["snakemake"]
+    assert stored["software"]["python"] and stored["software"]["snakemake"] and stored["software"]["peft"]
     assert set(stored["host"]) == {"hostname", "platform", "gpus", "slurm_job_id"}
     assert stored["finished"] and stored["rule"] == "rank" and stored["wildcards"] == {"t": "1"}
 

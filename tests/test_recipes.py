@@ -135,6 +135,45 @@ def test_mistral_baselines_overlay_adds_dpo_and_ipo_variants(workflow):
     assert counts == shared | {"reflogp": 9, "train": 9, "evaluate_answers": 1 + 9, "evaluate": 1 + 9}
 
 
+SINGLE_GPU_RECIPES = {
+    # name: (base model, LoRA, learning rate, per-device batch) — 1 process, global batch 64
+    "llama-3.2-1b-instruct-1gpu": ("meta-llama/Llama-3.2-1B-Instruct", False, 5e-7, 2),
+    "gemma-2-9b-it-lora-1gpu": ("google/gemma-2-9b-it", True, 5e-6, 4),
+}
+# what a single-GPU recipe may set otherwise than the authors' (gemma-2-9b-it.yaml)
+ONE_GPU_TRAIN_KEYS = {"learning_rate", "per_device_batch_size", "num_processes", "deepspeed", "lora"}
+
+
+@pytest.mark.parametrize("name", SINGLE_GPU_RECIPES)
+def test_single_gpu_recipe_is_the_authors_on_one_process(name):
+    base, with_lora, learning_rate, per_device = SINGLE_GPU_RECIPES[name]
+    config = validate(raw_config(recipe(name)))
+    authors = validate(raw_config(recipe("gemma-2-9b-it")))
+    for section in ("prompts", "split", "generate", "judge", "winprob", "evaluate"):
+        assert config[section] == authors[section], section
+    assert config["shards"] == authors["shards"] and config["gpus"] is True
+    assert (config["model"]["base"], config["model"]["dtype"]) == (base, "bfloat16")
+    train = config["train"]
+    for key, value in authors["train"].items():
+        assert key in ONE_GPU_TRAIN_KEYS or train[key] == value, key
+    assert (train["num_processes"], train["nodes"], train["deepspeed"]) == (1, 1, None)
+    assert (train["lora"]["enabled"], train["learning_rate"]) == (with_lora, learning_rate)
+    assert (train["per_device_batch_size"], train["global_batch_size"]) == (per_device, 64)
+
+
+@pytest.mark.parametrize("name", SINGLE_GPU_RECIPES)
+def test_single_gpu_recipe_iter3_dag_runs_every_job_on_the_one_gpu(workflow, name):
+    # as the recipe's header runs it: locally, one GPU job at a time
+    args = ("--configfile", f"config/recipes/{name}.yaml", "--resources", "gpu=1", "-p")
+    proc = snakemake(workflow, "iter3", *args, "-n")
+    jobs = dry_run_jobs(proc.stdout + proc.stderr)
+    assert {rule: sum(j["rule"] == rule for j in jobs) for rule in ITER3_JOBS} == ITER3_JOBS
+    gpus = {j["rule"]: j["resources"].get("gpu") for j in jobs if j["rule"] in RESOURCES}
+    assert set(gpus.values()) == {"1"}, gpus
+    train = next(j for j in jobs if j["rule"] == "train")
+    assert train["shell"].startswith(f"python {workflow}/scripts/train.py "), train["shell"]
+
+
 def test_zero3_config_is_the_references():
     ds = yaml.safe_load((REPO / "config" / "deepspeed" / "zero3.json").read_text())
     zero = ds["zero_optimization"]

@@ -12,47 +12,10 @@ import re
 
 import pytest
 import torch
-from conftest import run_train, train_settings
+from conftest import CPU_MODEL_CONFIG, TINY_PAIRS, run_train, train_settings
 from safetensors.torch import load_file
 
-from sppo import io, models, reflogp
-
-MODEL_CONFIG = {"dtype": "float32", "device": "cpu", "trust_remote_code": False, "revision": None}
-GLOBAL_BATCH = 4
-
-
-@pytest.fixture(scope="module")
-def pairs(tiny_model_dir, tmp_path_factory):
-    model, tokenizer = models.load_policy(str(tiny_model_dir), MODEL_CONFIG)
-    rows = []
-    for i in range(GLOBAL_BATCH):
-        user = {"role": "user", "content": f"Question {i}?"}
-        rows.append(
-            {
-                "prompt": user["content"],
-                "chosen": [user, {"role": "assistant", "content": "a good answer " * (1 + i)}],
-                "rejected": [user, {"role": "assistant", "content": "?!#" * (1 + i % 2)}],
-                "id": i,
-                "chosen_probs": 0.6,
-                "chosen_probs_win": 0.6 + 0.1 * i,
-                "chosen_probs_lose": 0.4 - 0.1 * i,
-            }
-        )
-    path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
-    io.write_jsonl(
-        path,
-        reflogp.compute(
-            model,
-            tokenizer,
-            rows,
-            max_length=64,
-            max_prompt_length=32,
-            truncation="response",
-            responses="pair",
-            batch_size=8,
-        ),
-    )
-    return path
+GLOBAL_BATCH = TINY_PAIRS
 
 
 def one_step(tiny_model_dir, pairs, out, processes: int, per_device: int):
@@ -71,7 +34,7 @@ def one_step(tiny_model_dir, pairs, out, processes: int, per_device: int):
         max_length=64,
         max_prompt_length=32,
     )
-    log = run_train(tiny_model_dir, pairs, out, settings, MODEL_CONFIG)
+    log = run_train(tiny_model_dir, pairs, out, settings, CPU_MODEL_CONFIG)
     # the Trainer logs {'loss': ..., 'grad_norm': ...}, numbers rounded to 4 significant digits
     norms = [float(m) for m in re.findall(r"'grad_norm': '?([-+.\deE]+)", log)]
     assert len(norms) == 1, log[-3000:]
@@ -79,9 +42,9 @@ def one_step(tiny_model_dir, pairs, out, processes: int, per_device: int):
 
 
 @pytest.mark.parametrize(("processes", "per_device"), [(1, 2), (2, 1)])
-def test_accumulation_does_not_scale_the_update(tiny_model_dir, pairs, tmp_path, processes, per_device):
-    reference, reference_norm = one_step(tiny_model_dir, pairs, tmp_path / "a1", 1, GLOBAL_BATCH)
-    weights, norm = one_step(tiny_model_dir, pairs, tmp_path / "a2", processes, per_device)
+def test_accumulation_does_not_scale_the_update(tiny_model_dir, tiny_pairs, tmp_path, processes, per_device):
+    reference, reference_norm = one_step(tiny_model_dir, tiny_pairs, tmp_path / "a1", 1, GLOBAL_BATCH)
+    weights, norm = one_step(tiny_model_dir, tiny_pairs, tmp_path / "a2", processes, per_device)
     assert norm == pytest.approx(reference_norm, rel=1e-3)
     before = load_file(tiny_model_dir / "model.safetensors")
     for key in reference:

@@ -32,6 +32,7 @@ PACKAGES = (
     "transformers",
     "tokenizers",
     "accelerate",
+    "peft",
     "deepspeed",
     "llm-blender",
     "vllm",
