@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from sppo import io, lora, models
 from sppo.config import ConfigError, validate
-from sppo.logprobs import collate, encode_rows, response_logps
+from sppo.logprobs import collate_groups, encode_rows, response_logps
 
 LORA = {"enabled": True, "rank": 4, "alpha": 8, "dropout": 0.0}  # scale 2; default target modules
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -62,8 +62,8 @@ def trained(tiny_model_dir, tiny_pairs, tmp_path_factory):
 
 def batch(model_dir, pairs_path) -> dict:
     tokenizer = models.load_tokenizer(str(model_dir), CPU_MODEL_CONFIG)
-    chosen, rejected, _ = encode_rows(tokenizer, io.read_jsonl(pairs_path), 64, 32, "response")
-    return collate(chosen + rejected, tokenizer.pad_token_id)
+    groups, _ = encode_rows(tokenizer, io.read_jsonl(pairs_path), 64, 32, "response", "pair")
+    return collate_groups(groups, tokenizer.pad_token_id)
 
 
 def test_only_the_adapters_train_and_get_gradients_under_checkpointing(tiny_model_dir, tiny_pairs):
