@@ -155,7 +155,8 @@ def build(
     return {
         "format": FORMAT,
         "rule": rule,
-        "wildcards": dict(wildcards or {}),
+        # without the empty ones: the results prefix v of a single run (no variants) is ""
+        "wildcards": {k: v for k, v in (wildcards or {}).items() if v != ""},
         "outputs": out_entries,
         "inputs": hash_inputs(inputs),
         "log": list(log or []),
