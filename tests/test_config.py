@@ -131,6 +131,7 @@ def test_variants_are_whole_train_sections(default):
     assert list(trains) == ["dpo/", "sppo/"]  # sorted, as every key of the validated config
     assert trains["sppo/"] == both["train"]
     assert trains["dpo/"] == {**both["train"], "loss": "dpo", "beta": 0.5}
+    assert cfg.validate(copy.deepcopy(both)) == both  # idempotent: the audit re-validates the run's config
 
 
 def test_unreadable_config_file(tmp_path):
