@@ -24,6 +24,7 @@ include: "rules/reflogp.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/leaderboard.smk"
+include: "rules/report.smk"
 include: "rules/audit.smk"
 
 

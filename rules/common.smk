@@ -60,8 +60,26 @@ def policy_name(t, v=""):
 def samples(wildcards):
     """The directory of the samples, rankings and pairs that variant v trains on in iteration t: those
     of π_0 (iteration 1) are shared by every variant."""
-    t = int(wildcards.t)
-    return "results/iter1" if t == 1 else f"results/{wildcards.v}iter{t}"
+    return samples_dir(wildcards.t, wildcards.v)
+
+
+def samples_dir(t, v=""):
+    return "results/iter1" if int(t) == 1 else f"results/{v}iter{t}"
+
+
+def trained():
+    """(results prefix v, t) of every trained π_t: each variant's π_1 … π_T."""
+    return [(v, t) for v in VARIANTS for t in range(1, ITERATIONS + 1)]
+
+
+def per_policy(pattern, policies):
+    """``pattern`` (with {v}, {t}, {samples}: samples_dir) for each (v, t) of ``policies``."""
+    return [pattern.format(v=v, t=t, samples=samples_dir(t, v)) for v, t in policies]
+
+
+def labels(policies):
+    """[variant name ("" for one run or π_0), t] of each (v, t): how the report scripts name series."""
+    return [[v[:-1], t] for v, t in policies]
 
 
 def train_settings(wildcards):
@@ -158,8 +176,52 @@ def iteration_outputs(n):
 def target_files(n):
     """What target iter{n} asks for; the last one (the default target) also the summary. Rule audit
     checks the same files."""
-    summary = list(rules.summary.output) if n == ITERATIONS else []
+    summary = report_outputs() + list(rules.run_card.output) if n == ITERATIONS else []
     return iteration_outputs(n) + summary
+
+
+def limits(v):
+    """Variant v's train length limits, by which the report counts the responses cut."""
+    return {
+        key: VARIANTS[v][key]
+        for key in ("max_length", "max_prompt_length", "truncation")
+    }
+
+
+def benchmark_files():
+    """The benchmark file of every job the default target runs (rule report_resources)."""
+    sampled = list(dict.fromkeys([("", 1)] + [(v, t) for v, t in trained() if t > 1]))
+    files = ["logs/benchmarks/split/split.tsv"]
+    if config["model"]["base"] == "tiny":
+        files.append("logs/benchmarks/basemodel/basemodel.tsv")
+    for stage in ("generate", "rank"):
+        files += [
+            path
+            for s in range(SHARDS)
+            for path in per_policy(
+                f"logs/benchmarks/{stage}/{{v}}iter{{t}}/shard{s}.tsv", sampled
+            )
+        ]
+    files += per_policy("logs/benchmarks/winprob/{v}iter{t}.tsv", sampled)
+    for stage in ("reflogp", "train"):
+        files += per_policy(f"logs/benchmarks/{stage}/{{v}}iter{{t}}.tsv", trained())
+    files += evaluations(ITERATIONS, "logs/benchmarks/evaluate_answers/{v}iter{t}.tsv")
+    files += evaluations(ITERATIONS, "logs/benchmarks/evaluate/{v}iter{t}_metrics.tsv")
+    if config["leaderboard"]["enabled"]:
+        files += evaluations(ITERATIONS, "logs/benchmarks/leaderboard/{v}iter{t}.tsv")
+    return files
+
+
+def report_outputs():
+    """The summary and the report's figures and tables, all but the run card (which audits them)."""
+    made = [
+        rules.summary,
+        rules.report_training,
+        rules.report_distributions,
+        rules.report_lengths,
+    ]
+    made += [rules.report_resources, rules.report_samples]
+    return [path for rule in made for path in rule.output]
 
 
 def leaderboard_results(n):

@@ -65,6 +65,11 @@ rule summary:
             caption="../report/winrate.rst",
             category="Summary",
         ),
+        length_plot=report(
+            "results/summary/length_winrate.png",
+            caption="../report/length_winrate.rst",
+            category="Summary",
+        ),
     log:
         "logs/summary/summary.log",
     conda:

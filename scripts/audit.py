@@ -4,22 +4,14 @@ The audit asks `snakemake --summary` whether params changed; it gets this run's 
 whole config (a --configfile or --config given to this run included) as a config file.
 """
 
-import os
-import subprocess
 import sys
-import tempfile
 
-from sppo import io
+from sppo.report.runcard import run_audit
 
 snakemake = snakemake  # noqa: F821 (provided by Snakemake)
 
-with tempfile.TemporaryDirectory() as tmp:
-    configfile = os.path.join(tmp, "config.json")
-    io.write_json(configfile, snakemake.params.config)
-    cmd = [sys.executable, "-m", "sppo.provenance", "audit", "--snakefile", snakemake.params.snakefile]
-    cmd += ["--configfile", configfile, *snakemake.params.artifacts]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+rc, report = run_audit(snakemake.params.snakefile, snakemake.params.config, snakemake.params.artifacts)
 with open(snakemake.log[0], "w", encoding="utf-8") as log:
-    log.write(proc.stdout)
-print(proc.stdout, end="")  # on the terminal too
-sys.exit(proc.returncode)
+    log.write(report)
+print(report, end="")  # on the terminal too
+sys.exit(rc)

@@ -15,4 +15,6 @@ with io.atomic_path(snakemake.output.table) as tmp:
     df.to_csv(tmp, sep="\t", index=False, float_format="%.6f")
 with io.atomic_path(snakemake.output.plot) as tmp:
     summary.plot(df, tmp)
+with io.atomic_path(snakemake.output.length_plot) as tmp:
+    summary.plot_length(df, tmp)
 job.finish(snakemake)

@@ -77,7 +77,11 @@ def _variants(config: dict, train_schema: dict) -> dict:
     validator = jsonschema.Draft202012Validator(train_schema)
     out = {}
     for name, overrides in config["variants"].items():
-        fixed = sorted(set(overrides or {}) & {"num_processes", "nodes"})
+        # Refused only where it differs from train: a validated config (whose variants are whole train
+        # sections) validates to itself, as the audit and the run card re-validate the run's config.
+        fixed = sorted(
+            k for k in {"num_processes", "nodes"} & set(overrides or {}) if overrides[k] != config["train"][k]
+        )
         if fixed:
             _fail(f"variants.{name}.{fixed[0]}", "sizes the train jobs of every variant: set it in train")
         merged = copy.deepcopy(config["train"])

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
 
+from sppo import job
 from sppo.judges import Judge
 from sppo.winprob import sigmoid
 
@@ -89,7 +91,9 @@ def annotate(judge: Judge, rows: list[dict], base_rows: list[dict], *, model: st
     prompts = [r["prompt"] for r in rows]
     outputs = [r["output"] for r in rows]
     baseline = [by_id[r["id"]]["output"] for r in rows]
+    started = time.monotonic()
     logits = pair_logits(judge, prompts, outputs, baseline)
+    job.progress(log, "judged", len(rows), len(rows), "answer pairs", started)
     return [
         {
             "index": i,

@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from sppo import job
 from sppo.chat import render_prompt
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,5 @@ def generate_shard(model, tokenizer, batches: list[tuple[int, list[dict]]], sett
             for i, r in enumerate(batch)
         ]
         done += len(batch)
-        log.info(
-            "generated %d/%d prompts × %d samples (%.1f s)",
-            done,
-            total,
-            len(seeds),
-            time.monotonic() - started,
-        )
+        job.progress(log, f"generated (K={len(seeds)})", done, total, "prompts", started)
     return rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
+from sppo import job
 from sppo.chat import render_prompt
 from sppo.judges import Judge
 
@@ -39,5 +40,5 @@ def rank_rows(
             truncated[key] = truncated.get(key, 0) + n
         for row, scores, logits in zip(chunk, verdict.scores, verdict.logits, strict=True):
             out.append({**row, "scores": scores.tolist(), "logits": logits.tolist()})
-        log.info("ranked %d/%d prompts (%.1f s)", len(out), len(rows), time.monotonic() - started)
+        job.progress(log, "ranked", len(out), len(rows), "prompts", started)
     return out, truncated

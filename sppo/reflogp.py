@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from sppo import job
 from sppo.logprobs import collate_groups, encode_rows, response_logps
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,5 @@ def compute(
         logps = response_logps(model, batch, logprob_chunk).view(m, n).T.tolist()
         for row, ref in zip(rows[start:stop], logps, strict=True):
             out.append({**row, "ref_logps": ref})
-        log.info(
-            "reference log-probs of %d/%d prompts (%.1f s)", len(out), len(rows), time.monotonic() - started
-        )
+        job.progress(log, "reference log-probs of", len(out), len(rows), "prompts", started)
     return out

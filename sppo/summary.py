@@ -114,6 +114,25 @@ def plot(df: pd.DataFrame, path: str) -> None:
     plt.close(fig)
 
 
+def plot_length(df: pd.DataFrame, path: str) -> None:
+    """Mean answer length against the win rate over π_0, a point per π_t labelled t, a line per variant."""
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    groups = list(df.groupby("variant", sort=False)) if "variant" in df else [("", df)]
+    for i, (name, part) in enumerate(groups):
+        ax.plot(part["mean_length"], part["win_rate"], marker="o", color=f"C{i}", label=name or None)
+        for t, x, y in zip(part["iteration"], part["mean_length"], part["win_rate"], strict=True):
+            ax.annotate(f"π_{t}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    ax.axhline(0.5, color="grey", linewidth=0.8)
+    ax.set_xlabel("mean answer length (characters)")
+    ax.set_ylabel("judge win rate of π_t over π_0")
+    ax.set_ylim(0, 1)
+    if len(groups) > 1:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
 def _plot_leaderboard(ax, df: pd.DataFrame, columns: list[str]) -> None:
     """Normalised benchmark scores (0 = random guessing, 100 = perfect) per iteration; the average
     bold (with variants: the average of each)."""

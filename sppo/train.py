@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import torch
 
 from sppo import io, lora, losses, models
 from sppo.imports import without_sklearn
+from sppo.job import progress
 from sppo.logprobs import collate_groups, encode_rows, response_logps
 from sppo.provenance import record
 
@@ -94,6 +96,7 @@ class SPPOTrainer(Trainer):
         # forward takes no **kwargs; for the others it expects a loss summed over num_items_in_batch
         # and, across processes, multiplies by their number: gradients were 2× with accumulation 2.
         self.model_accepts_loss_kwargs = False
+        self.sides = {}  # sums of the chosen's and rejected's r and targets since the last log
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         # The schedule runs over schedule_epochs even when training stops earlier (stop_epochs).
@@ -120,7 +123,32 @@ class SPPOTrainer(Trainer):
             raise FloatingPointError(
                 f"training step {self.state.global_step + 1}: the {self.loss} loss is {loss.item()}"
             )
+        if model.training:
+            self.record_sides(logps - inputs["ref_logps"], inputs["win_rates"])
         return (loss, {"logps": logps}) if return_outputs else loss
+
+    def record_sides(self, rewards: torch.Tensor, win_rates: torch.Tensor) -> None:
+        """Add this micro-batch's mean r and target η(P̂ − ½) of the chosen (highest P̂) and the
+        rejected (lowest P̂) responses to what :meth:`log` reports next."""
+        order = win_rates.argsort(dim=1, descending=True, stable=True)  # pair: chosen, rejected
+        for side, column in (("w", order[:, :1]), ("l", order[:, -1:])):
+            values = {
+                f"r_{side}": rewards.detach().gather(1, column).mean().item(),
+                f"target_{side}": (self.eta * (win_rates.gather(1, column) - 0.5)).mean().item(),
+            }
+            for key, value in values.items():
+                self.sides[key] = self.sides.get(key, 0.0) + value
+        self.sides["n"] = self.sides.get("n", 0) + 1
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        """The Trainer's log (loss, grad_norm, learning_rate, ...) with the mean r_w, r_l and their
+        targets over the micro-batches since the last log (this process's), and the step."""
+        if "loss" in logs and self.sides:
+            n = self.sides.pop("n")
+            logs = {**logs, **{key: round(total / n, 6) for key, total in self.sides.items()}}
+            logs["step"] = self.state.global_step
+            self.sides = {}
+        super().log(logs, *args, **kwargs)
 
 
 class StopOnNonFinite(TrainerCallback):
@@ -130,6 +158,17 @@ class StopOnNonFinite(TrainerCallback):
         norm = (logs or {}).get("grad_norm")
         if norm is not None and not math.isfinite(norm):
             raise FloatingPointError(f"training step {state.global_step}: the gradient norm is {norm}")
+
+
+class LogProgress(TrainerCallback):
+    """Logs the optimizer steps done of all, the elapsed time and the rate at each logging step."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero:
+            progress(log, "trained", state.global_step, state.max_steps, "steps", self.started)
 
 
 def check_finite(model) -> None:
@@ -311,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
             ipo_normalize=settings["ipo_normalize"],
             schedule_steps=schedule_steps,
             logprob_chunk=settings["logprob_chunk"],
-            callbacks=[StopOnNonFinite()],
+            callbacks=[StopOnNonFinite(), LogProgress()],
         )
         trainer.train()  # a non-finite loss or gradient norm raises: nothing is published
         check_finite(model)

@@ -131,8 +131,10 @@ def test_variants_are_whole_train_sections(default):
     assert list(trains) == ["dpo/", "sppo/"]  # sorted, as every key of the validated config
     assert trains["sppo/"] == both["train"]
     assert trains["dpo/"] == {**both["train"], "loss": "dpo", "beta": 0.5}
+    assert cfg.validate(copy.deepcopy(both)) == both  # idempotent: the audit re-validates the run's config
     lora = cfg.validate({**default, "variants": {"lora": {"lora": {"enabled": True, "rank": 4}}}})
     assert lora["variants"]["lora"]["lora"] == {**lora["train"]["lora"], "enabled": True, "rank": 4}
+    assert cfg.validate(copy.deepcopy(lora)) == lora
 
 
 def test_unreadable_config_file(tmp_path):

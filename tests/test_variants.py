@@ -4,6 +4,7 @@ run, sharing what they have in common."""
 import json
 import re
 
+import pandas as pd
 import pytest
 from conftest import copy_workflow, snakemake, write_config
 
@@ -76,6 +77,28 @@ def test_the_audit_passes(compare_run):
     workdir, _ = compare_run
     proc = snakemake(workdir, "audit", "--configfile", "config/compare.yaml", check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_report_shows_every_variant(compare_run):
+    """The report's tables carry each variant (its figures: one colour each), iteration 1's shared
+    samples once per variant, and π_0 once beside every variant's π_1 … π_3."""
+    workdir, _ = compare_run
+    summary = workdir / "results/summary"
+
+    def table(name):
+        return pd.read_csv(summary / name, sep="\t", keep_default_na=False)
+
+    assert sorted(set(table("training.tsv")["variant"])) == VARIANTS
+    lengths = table("lengths.tsv")
+    first = lengths[(lengths["responses"] == "samples") & (lengths["iteration"] == 1)]
+    assert first["variant"].tolist() == VARIANTS
+    assert lengths[lengths["responses"] == "answers"][["variant", "iteration"]].values.tolist()[0] == ["", 0]
+    policies = set(table("samples.tsv")["policy"])
+    assert policies == {"π_0"} | {f"π_{t} ({v})" for v in VARIANTS for t in (1, 2, 3)}
+    card = json.loads((summary / "run_card.json").read_text())
+    assert card["audit"]["passed"] and sorted(card["config"]["variants"]) == VARIANTS
+    for name in ("training.png", "distributions.png", "lengths.png", "resources.png", "length_winrate.png"):
+        assert (summary / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
 @pytest.mark.parametrize(

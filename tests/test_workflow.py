@@ -95,6 +95,12 @@ def test_changed_generation_setting_reruns_only_what_depends_on_it(copy_run):
         "evaluate_answers": 3,
         "evaluate": 3,
         "summary": 1,
+        "report_training": 1,
+        "report_distributions": 1,
+        "report_lengths": 1,
+        "report_resources": 1,
+        "report_samples": 1,
+        "run_card": 1,
         "iter3": 1,
     }
 
@@ -110,7 +116,14 @@ def test_changed_training_setting_keeps_reference_logps(copy_run):
 def test_changed_bootstrap_reruns_only_the_metrics(copy_run):
     run = copy_run()
     write_config(run, {"evaluate": {"bootstrap_samples": 500}})
-    assert scheduled_jobs(run, "iter3") == {"evaluate": 4, "summary": 1, "iter3": 1}
+    assert scheduled_jobs(run, "iter3") == {
+        "evaluate": 4,
+        "summary": 1,
+        "report_samples": 1,  # the judge's preferences beside the answers
+        "report_resources": 1,  # evaluate's benchmark files
+        "run_card": 1,
+        "iter3": 1,
+    }
 
 
 def test_reordered_config_keys_rerun_nothing(copy_run):
