@@ -2,16 +2,15 @@
 left in its partial directory by a killed run."""
 
 import pytest
-from conftest import run_train, train_settings
+from conftest import CPU_MODEL_CONFIG, run_train, train_settings
 from safetensors.torch import load_file
-from test_train_accumulation import MODEL_CONFIG
 
 from sppo import io, models, reflogp
 
 
 @pytest.fixture(scope="module")
 def pairs(tiny_model_dir, tmp_path_factory):
-    model, tokenizer = models.load_policy(str(tiny_model_dir), MODEL_CONFIG)
+    model, tokenizer = models.load_policy(str(tiny_model_dir), CPU_MODEL_CONFIG)
     rows = [
         {
             "prompt": f"Question {i}?",
@@ -57,7 +56,7 @@ def test_a_diverging_run_fails_and_publishes_nothing(tiny_model_dir, pairs, tmp_
         "warmup_ratio": 0.0,
         "max_grad_norm": 1e30,
     }
-    log = run_train(tiny_model_dir, pairs, out, diverging, MODEL_CONFIG, check=False)
+    log = run_train(tiny_model_dir, pairs, out, diverging, CPU_MODEL_CONFIG, check=False)
     assert not log.startswith("exit 0"), log[-3000:]
     assert "FloatingPointError: training step " in log, log[-3000:]
     assert " is nan" in log or " is inf" in log or "non-finite" in log, log[-3000:]
@@ -69,6 +68,6 @@ def test_stray_files_of_a_killed_run_are_not_published(tiny_model_dir, pairs, tm
     partial = tmp_path / ".model.partial"
     partial.mkdir()
     (partial / "model.safetensors.index.json").write_text('{"weight_map": {}}')  # transformers prefers it
-    run_train(tiny_model_dir, pairs, out, {**SETTINGS, "schedule_epochs": 1}, MODEL_CONFIG)
+    run_train(tiny_model_dir, pairs, out, {**SETTINGS, "schedule_epochs": 1}, CPU_MODEL_CONFIG)
     assert not (out / "model.safetensors.index.json").exists() and not partial.exists()
     assert load_file(out / "model.safetensors")
