@@ -219,28 +219,12 @@ TINY_PAIRS = 4  # rows of tiny_pairs
 CPU_MODEL_CONFIG = {"dtype": "float32", "device": "cpu", "trust_remote_code": False, "revision": None}
 
 
-@pytest.fixture(scope="session")
-def tiny_pairs(tiny_model_dir, tmp_path_factory) -> Path:
-    """TINY_PAIRS pairs with the tiny model's reference log-probs (reflogp), as rule train reads them;
-    prompts and responses fit max_length 64, max_prompt_length 32."""
+def write_with_reference_logps(model_dir: Path, rows: list[dict], path: Path) -> Path:
+    """``rows`` (winprob pairs) with the tiny model's reference log-probs, written to ``path`` as rule
+    reflogp writes them (lengths 64 / 32, each side cut alone)."""
     from sppo import io, models, reflogp
 
-    model, tokenizer = models.load_policy(str(tiny_model_dir), CPU_MODEL_CONFIG)
-    rows = []
-    for i in range(TINY_PAIRS):
-        user = {"role": "user", "content": f"Question {i}?"}
-        rows.append(
-            {
-                "prompt": user["content"],
-                "chosen": [user, {"role": "assistant", "content": "a good answer " * (1 + i)}],
-                "rejected": [user, {"role": "assistant", "content": "?!#" * (1 + i % 2)}],
-                "id": i,
-                "chosen_probs": 0.6,
-                "chosen_probs_win": 0.6 + 0.1 * i,
-                "chosen_probs_lose": 0.4 - 0.1 * i,
-            }
-        )
-    path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
+    model, tokenizer = models.load_policy(str(model_dir), CPU_MODEL_CONFIG)
     io.write_jsonl(
         path,
         reflogp.compute(
@@ -255,3 +239,26 @@ def tiny_pairs(tiny_model_dir, tmp_path_factory) -> Path:
         ),
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pairs(tiny_model_dir, tmp_path_factory) -> Path:
+    """TINY_PAIRS pairs with the tiny model's reference log-probs (reflogp), as rule train reads them;
+    prompts and responses fit max_length 64, max_prompt_length 32."""
+    rows = []
+    for i in range(TINY_PAIRS):
+        user = {"role": "user", "content": f"Question {i}?"}
+        rows.append(
+            {
+                "prompt": user["content"],
+                "chosen": [user, {"role": "assistant", "content": "a good answer " * (1 + i)}],
+                "rejected": [user, {"role": "assistant", "content": "?!#" * (1 + i % 2)}],
+                "id": i,
+                "chosen_probs": 0.6,
+                "chosen_probs_win": 0.6 + 0.1 * i,
+                "chosen_probs_lose": 0.4 - 0.1 * i,
+            }
+        )
+    return write_with_reference_logps(
+        model_dir=tiny_model_dir, rows=rows, path=tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
+    )

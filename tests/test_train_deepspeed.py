@@ -4,17 +4,14 @@ import json
 
 import pytest
 import torch
-from conftest import REPO, run_train, train_settings
+from conftest import CPU_MODEL_CONFIG, REPO, run_train, train_settings, write_with_reference_logps
 from safetensors.torch import load_file
 
-from sppo import io, models, reflogp
-
-MODEL_CONFIG = {"dtype": "float32", "device": "cpu", "trust_remote_code": False, "revision": None}
+from sppo import models
 
 
 @pytest.fixture
 def pairs(tiny_model_dir, tmp_path):
-    model, tokenizer = models.load_policy(str(tiny_model_dir), MODEL_CONFIG)
     rows = []
     for i in range(16):
         user = {"role": "user", "content": f"Question {i}?"}
@@ -29,21 +26,7 @@ def pairs(tiny_model_dir, tmp_path):
                 "chosen_probs_lose": 0.2,
             }
         )
-    path = tmp_path / "pairs.jsonl"
-    io.write_jsonl(
-        path,
-        reflogp.compute(
-            model,
-            tokenizer,
-            rows,
-            max_length=64,
-            max_prompt_length=32,
-            truncation="response",
-            responses="pair",
-            batch_size=8,
-        ),
-    )
-    return path
+    return write_with_reference_logps(tiny_model_dir, rows, tmp_path / "pairs.jsonl")
 
 
 def test_zero3_two_processes(tiny_model_dir, pairs, tmp_path):
@@ -57,7 +40,7 @@ def test_zero3_two_processes(tiny_model_dir, pairs, tmp_path):
         max_prompt_length=32,
     )
     out = tmp_path / "trained"
-    log = run_train(tiny_model_dir, pairs, out, settings, MODEL_CONFIG)
+    log = run_train(tiny_model_dir, pairs, out, settings, CPU_MODEL_CONFIG)
     # both ranks ran, under ZeRO (the untested-optimizer notice is DeepSpeed's, for RMSprop), 2 × 2 steps
     assert "[rank 0]" in log and "[rank 1]" in log and "ZeRO" in log
     assert "16 pairs, 2 processes: 4 optimizer steps of a 4-step schedule" in log
@@ -68,6 +51,6 @@ def test_zero3_two_processes(tiny_model_dir, pairs, tmp_path):
     assert all(before[k].shape == after[k].shape for k in before)  # ZeRO-3 gathered full weights on save
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert json.loads((out / "sppo_train.json").read_text())["processes"] == 2
-    model, _ = models.load_policy(str(out), MODEL_CONFIG)
+    model, _ = models.load_policy(str(out), CPU_MODEL_CONFIG)
     assert sum(p.numel() for p in model.parameters()) > 0
     assert not list(tmp_path.glob(".trained.partial*"))

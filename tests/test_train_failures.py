@@ -2,15 +2,12 @@
 left in its partial directory by a killed run."""
 
 import pytest
-from conftest import CPU_MODEL_CONFIG, run_train, train_settings
+from conftest import CPU_MODEL_CONFIG, run_train, train_settings, write_with_reference_logps
 from safetensors.torch import load_file
-
-from sppo import io, models, reflogp
 
 
 @pytest.fixture(scope="module")
 def pairs(tiny_model_dir, tmp_path_factory):
-    model, tokenizer = models.load_policy(str(tiny_model_dir), CPU_MODEL_CONFIG)
     rows = [
         {
             "prompt": f"Question {i}?",
@@ -29,19 +26,7 @@ def pairs(tiny_model_dir, tmp_path_factory):
         }
         for i in range(4)
     ]
-    path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
-    with_ref = reflogp.compute(
-        model,
-        tokenizer,
-        rows,
-        max_length=64,
-        max_prompt_length=32,
-        truncation="response",
-        responses="pair",
-        batch_size=4,
-    )
-    io.write_jsonl(path, with_ref)
-    return path
+    return write_with_reference_logps(tiny_model_dir, rows, tmp_path_factory.mktemp("pairs") / "pairs.jsonl")
 
 
 SETTINGS = train_settings(global_batch_size=2, per_device_batch_size=2, max_length=64, max_prompt_length=32)
