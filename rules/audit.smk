@@ -12,7 +12,7 @@ rule audit:
         DATA_ENV
     params:
         artifacts=target_files(ITERATIONS),
-        snakefile=workflow.main_snakefile,
+        snakefile=SNAKEFILE,
         config=config,
     script:
         "../scripts/audit.py"

@@ -17,9 +17,13 @@ wildcard_constraints:
 
 # Shell rules call `python`: make it the interpreter running Snakemake (see sppo.job).
 put_interpreter_on_path(workflow.deployment_settings.deployment_method)
-# Jobs find the workflow's own files (hashed into their provenance records) here, also when the
-# working directory is another one (snakemake -s DIR/Snakefile --directory WORK).
-os.environ[WORKFLOW_DIR_ENV] = workflow.basedir
+# The workflow's own directory (this checkout): also when the working directory is another one
+# (snakemake -s DIR/Snakefile --directory WORK), and when another Snakefile imports this one as a
+# module, where workflow.basedir is that Snakefile's directory. Jobs find the workflow's files
+# (hashed into their provenance records) there.
+WORKFLOW_DIR = os.path.dirname(str(workflow.current_basedir))  # rules/ → its parent
+SNAKEFILE = os.path.join(WORKFLOW_DIR, "Snakefile")
+os.environ[WORKFLOW_DIR_ENV] = WORKFLOW_DIR
 ITERATIONS = config["iterations"]
 SHARDS = config["shards"]
 MODEL_ENV = "../envs/model.yaml"

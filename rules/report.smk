@@ -157,7 +157,7 @@ rule run_card:
         DATA_ENV
     params:
         # A Path, which Snakemake leaves out of its params check: a moved run reruns nothing.
-        snakefile=Path(workflow.main_snakefile),
+        snakefile=Path(SNAKEFILE),
         config=config,
     script:
         "../scripts/report_run_card.py"

@@ -21,7 +21,7 @@ rule train:
     params:
         # Beside the Snakefile, whatever the working directory. A Path, which Snakemake leaves out
         # of its params check: a moved checkout reruns nothing.
-        script=Path(workflow.basedir, "scripts", "train.py"),
+        script=Path(WORKFLOW_DIR, "scripts", "train.py"),
         launcher=train_launcher(),
         model=parent_policy,
         settings=lambda wildcards: quoted_json(train_settings(wildcards)),

@@ -230,27 +230,50 @@ def test_non_utf8_prompt_file(workflow):
     assert "data/prompts.jsonl:321: not valid UTF-8" in (workflow / "logs/split/split.log").read_text()
 
 
-def test_runs_from_another_working_directory(tmp_path):
-    """As the Snakemake catalog deploys workflows: the checkout's Snakefile, another working directory
-    with its own config and prompts (a relative prompts.path resolves there), started from a third
-    directory. Every rule finds the workflow's files; records hash them; the audit checks this
-    run's targets (iterations: 1) with this run's config."""
+# A Snakefile of the user's that imports this workflow as a module (as snakedeploy writes one).
+MODULE_SNAKEFILE = """\
+configfile: "config.yaml"
+
+
+module sppo:
+    snakefile:
+        "{snakefile}"
+    config:
+        config
+
+
+use rule * from sppo
+"""
+
+
+@pytest.mark.parametrize("deploy", ["snakefile", "module"])
+def test_runs_from_another_working_directory(tmp_path, deploy):
+    """As the Snakemake catalog deploys workflows: another working directory with its own config and
+    prompts (a relative prompts.path resolves there), either running the checkout's Snakefile from a
+    third directory (-s … --directory …) or importing it as a module from its own Snakefile. Every
+    rule finds the workflow's files; records hash them there; the audit checks this run's targets
+    (iterations: 1) with this run's config."""
     work = tmp_path / "work"
     (work / "data").mkdir(parents=True)
     shutil.copy(REPO / "data/prompts.jsonl", work / "data/prompts.jsonl")
     small = {"iterations": 1, "split": {"eval_size": 10, "max_per_iteration": 16}}
     configfile = write_config(work, {**small, "prompts": {"path": "data/prompts.jsonl"}}, name="config.yaml")
-    elsewhere = ["-s", str(REPO / "Snakefile"), "--configfile", str(configfile), "--directory", str(work)]
-    snakemake(tmp_path, *elsewhere, "iter1")
+    if deploy == "snakefile":
+        start = tmp_path
+        args = ["-s", str(REPO / "Snakefile"), "--configfile", str(configfile), "--directory", str(work)]
+    else:  # in a module, workflow.basedir is the user's directory, not the checkout
+        start, args = work, []
+        (work / "Snakefile").write_text(MODULE_SNAKEFILE.format(snakefile=REPO / "Snakefile"))
+    snakemake(start, *args, "iter1")
     assert (work / "results/iter1/model/model.safetensors").is_file()
     assert (work / "results/summary/metrics.tsv").read_text().count("\n") == 3  # header, π_0, π_1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]  # nothing written where it started
-    assert scheduled_jobs(tmp_path, *elsewhere, "iter1") == {}
+    assert scheduled_jobs(start, *args, "iter1") == {}
     for record in ("iter1/winprob/pairs.jsonl", "iter1/model"):
         code = json.loads((work / f"results/provenance/{record}.json").read_text())["code"]
         assert code["workflow_dir"] == str(REPO) and "rules/common.smk" in code["files"], record
         assert any(name.startswith("scripts/") for name in code["files"]), record
-    snakemake(tmp_path, *elsewhere, "audit")
+    snakemake(start, *args, "audit")
     log = (work / "logs/audit/audit.log").read_text()
     n = int(log.splitlines()[-1].split()[1])
     assert f"audit: {n} artifacts: {n} ok" in log
