@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -131,10 +132,29 @@ def _fail(key: str, message: str):
     raise ConfigError(f"config key {key}: {message}")
 
 
+# A Hugging Face hub id: name or owner/name. Anything else (absolute, ./ ../ ~, deeper paths) can only
+# be a local directory, and is checked here rather than when a job loads it.
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?")
+
+
+def _check_source(key: str, value: str) -> None:
+    """``value`` (of ``key``) is an existing local directory, or can be a hub id."""
+    if Path(value).is_dir():
+        return
+    if Path(value).exists():
+        _fail(key, f"{value!r} is a file, not a model or dataset directory")
+    if not HUB_ID.fullmatch(value):
+        _fail(key, f"directory {value!r} not found (and it is not a hub id, owner/name)")
+
+
 def _check_semantics(config: dict) -> None:
     prompts = config["prompts"]
     if prompts["source"] == "local" and not Path(prompts["path"]).is_file():
         _fail("prompts.path", f"prompt file {prompts['path']!r} not found")
+    if prompts["source"] == "snorkel":
+        _check_source("prompts.dataset", prompts["dataset"])
+    if config["model"]["base"] != "tiny":
+        _check_source("model.base", config["model"]["base"])
     if prompts["source"] == "snorkel" and len(prompts["train_splits"]) < config["iterations"]:
         _fail("prompts.train_splits", f"needs one split per iteration ({config['iterations']})")
     seeds = config["generate"]["sample_seeds"]
@@ -144,6 +164,8 @@ def _check_semantics(config: dict) -> None:
     uses = [role for role in ("train", "eval") if judge[role] == "reward_model"]
     if uses and not judge["reward_model"]["path"]:
         _fail("judge.reward_model.path", f"must be set: judge.{uses[0]} is reward_model")
+    for name in {judge["train"], judge["eval"]} & {"pairrm", "reward_model"}:
+        _check_source(f"judge.{name}.path", judge[name]["path"])
     if judge["prompt_text"] == "chat_template" and judge["train"] == "reward_model":
         _fail("judge.prompt_text", "chat_template is not for judge.train reward_model (it applies its own)")
     tiny = config["tiny_model"]

@@ -87,9 +87,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def dumps(obj) -> str:
-    """Canonical JSON text: the same object always gives the same bytes."""
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True, allow_nan=False)
+def dumps(obj, default=None) -> str:
+    """Canonical JSON text: the same object always gives the same bytes. ``default`` writes values
+    JSON cannot hold (provenance records pass ``repr`` for paths and sets); NaN and ±inf are refused."""
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, allow_nan=False, default=default)
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:

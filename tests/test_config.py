@@ -98,6 +98,24 @@ def test_every_schema_key_has_default_and_description():
             "config key leaderboard.include_path: task directory 'tasks/missing' not found",
         ),
         ({"train": {"loss": "kto"}}, "config key train.loss: 'kto' is not one of"),
+        (
+            {"model": {"base": "/models/missing"}},
+            "config key model.base: directory '/models/missing' not found",
+        ),
+        ({"model": {"base": "../gemma"}}, "config key model.base: directory '../gemma' not found"),
+        ({"model": {"base": "data/prompts.jsonl"}}, "config key model.base: 'data/prompts.jsonl' is a file"),
+        (
+            {"judge": {"train": "pairrm", "pairrm": {"path": "ckpt/pairrm/v1"}}},
+            "config key judge.pairrm.path: directory 'ckpt/pairrm/v1' not found",
+        ),
+        (
+            {"judge": {"eval": "reward_model", "reward_model": {"path": "~/rm"}}},
+            "config key judge.reward_model.path: directory '~/rm' not found",
+        ),
+        (
+            {"prompts": {"source": "snorkel", "dataset": "./snorkel"}},
+            "config key prompts.dataset: directory './snorkel' not found",
+        ),
         ({"train": {"responses": "all", "loss": "dpo"}}, "config key train.responses: all needs loss sppo"),
         ({"train": {"reference": "initial"}}, "config key train.reference"),
         ({"variants": {"dpo": {"loss": "dpx"}}}, "config key variants.dpo.loss: 'dpx' is not one of"),
@@ -120,6 +138,20 @@ def test_bad_values_name_the_key(default, change, message):
         else:
             bad[section] = value
     assert message in errors_of(bad)
+
+
+def test_model_sources_are_hub_ids_or_existing_directories(default, tmp_path):
+    """model.base, the judges' paths and prompts.dataset: hub ids (name or owner/name) are left for the
+    job to fetch; an existing directory is taken at any path; an unused judge's path is not checked."""
+    ok = copy.deepcopy(default)
+    ok["model"] = {"base": "google/gemma-2-9b-it"}
+    ok["judge"] = {"train": "pairrm", "eval": "reward_model", "pairrm": {"path": "pairrm"}}
+    ok["judge"]["reward_model"] = {"path": str(tmp_path)}
+    ok["prompts"] = {"source": "snorkel", "dataset": str(tmp_path)}
+    assert cfg.validate(ok)["judge"]["reward_model"]["path"] == str(tmp_path)
+    unused = copy.deepcopy(default)
+    unused["judge"] = {"train": "synthetic", "eval": "synthetic", "pairrm": {"path": "/not/here"}}
+    cfg.validate(unused)
 
 
 def test_variants_are_whole_train_sections(default):

@@ -19,7 +19,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sppo.io import write_json
+from sppo.io import dumps, write_json
 from sppo.provenance import hashing
 from sppo.provenance.code import code_version
 
@@ -49,8 +49,8 @@ def now() -> str:
 
 
 def canonical_json(obj) -> str:
-    """Sorted-key JSON; values JSON cannot hold (sets, paths, ...) are written as their repr."""
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, default=repr)
+    """Canonical JSON (sppo.io.dumps); values JSON cannot hold (sets, paths, ...) as their repr."""
+    return dumps(obj, default=repr)
 
 
 def params_sha256(params: dict) -> str:
