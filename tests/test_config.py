@@ -70,6 +70,7 @@ def test_every_schema_key_has_default_and_description():
         ({"train": {"eta": 0}}, "config key train.eta: 0 is less than or equal to the minimum of 0"),
         ({"train": {"eta": -5}}, "config key train.eta"),
         ({"shards": 0}, "config key shards: 0 is less than the minimum of 1"),
+        ({"split": {"eval_size": 4}}, "config key split.eval_size: 4 is less than the minimum of 5"),
         (
             {"generate": {"temperature": "hot"}},
             "config key generate.temperature: 'hot' is not of type 'number'",

@@ -77,6 +77,21 @@ def test_length_controlled_winrate_from_the_library():
     assert evaluate.length_controlled_winrate(records(["aa"] * n, ["b"] * n, p)) is None  # no length spread
 
 
+def test_split_eval_size_minimum_is_what_the_length_controlled_glm_needs():
+    """alpaca-eval fits its GLM with 5-fold cross-validation: fewer held-out prompts than the schema's
+    minimum of split.eval_size would fail evaluate after the training, so validation refuses them."""
+    from sppo.config import schema
+
+    least = schema()["properties"]["split"]["properties"]["eval_size"]["minimum"]
+    rng = np.random.default_rng(1)
+    base = ["b" * int(rng.integers(10, 40)) for _ in range(least)]
+    outputs = ["m" * int(rng.integers(10, 40)) for _ in range(least)]
+    p = list(rng.uniform(0, 1, least))
+    assert 0 < evaluate.length_controlled_winrate(records(outputs, base, p)) < 1
+    with pytest.raises(ValueError, match="n_splits=5"):
+        evaluate.length_controlled_winrate(records(outputs[1:], base[1:], p[1:]))
+
+
 def test_annotations_are_alpaca_eval_records():
     judge = SyntheticJudge(sharpness=2.0, preferred="a")
     rows = [{"id": "u", "prompt": "x", "output": "aa"}, {"id": "v", "prompt": "y", "output": "a!"}]
