@@ -144,6 +144,21 @@ def atomic_directory(path: str | os.PathLike, *, is_writer: bool = True) -> Iter
             shutil.rmtree(partial, ignore_errors=True)
         raise
     if is_writer:
+        _readable(partial)
         if path.exists():
             shutil.rmtree(path)
         os.replace(partial, path)
+
+
+def _readable(directory: Path) -> None:
+    """Give everything under ``directory`` the read (and, for directories, search) permission that the
+    umask grants: some writers create private files (safetensors writes model.safetensors 0600),
+    which colleagues on a shared cluster could not read."""
+    mask = _umask()
+    for entry in [directory, *directory.rglob("*")]:
+        if entry.is_symlink():
+            continue
+        grant = (0o555 if entry.is_dir() else 0o444) & ~mask
+        mode = entry.stat().st_mode
+        if mode & grant != grant:
+            os.chmod(entry, (mode & 0o7777) | grant)

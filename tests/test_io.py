@@ -96,6 +96,30 @@ def test_a_failed_atomic_directory_leaves_nothing_and_keeps_the_old_one(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
+def test_atomic_directory_publishes_what_the_umask_lets_others_read(tmp_path):
+    """safetensors writes model.safetensors 0600; a published π_t must be readable on a shared cluster."""
+    old = os.umask(0o027)
+    try:
+        with io.atomic_directory(tmp_path / "model") as partial:
+            (partial / "model.safetensors").write_text("w")
+            (partial / "model.safetensors").chmod(0o600)
+            (partial / "lora").mkdir(mode=0o700)
+            (partial / "lora" / "adapter.bin").write_text("a")
+            (partial / "lora" / "adapter.bin").chmod(0o600)
+            (partial / "run.sh").write_text("")
+            (partial / "run.sh").chmod(0o700)
+    finally:
+        os.umask(old)
+    mode = {p.name: p.stat().st_mode & 0o777 for p in [tmp_path / "model", *(tmp_path / "model").rglob("*")]}
+    assert mode == {
+        "model": 0o750,
+        "model.safetensors": 0o640,
+        "lora": 0o750,
+        "adapter.bin": 0o640,
+        "run.sh": 0o740,
+    }
+
+
 def test_atomic_directory_starts_empty_after_a_killed_run(tmp_path):
     leftover = tmp_path / "out" / ".model.partial"
     (leftover / "sub").mkdir(parents=True)
