@@ -94,11 +94,18 @@ def dumps(obj, default=None) -> str:
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
-    """Atomically write ``rows`` as JSON Lines; returns the number of rows."""
+    """Atomically write ``rows`` as JSON Lines; returns the number of rows. A row holding NaN or ±inf
+    (a judge's score, a log-probability) fails the write, naming the file, the row and its id, and
+    nothing is published."""
     n = 0
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
-            f.write(dumps(row) + "\n")
+            try:
+                line = dumps(row)
+            except ValueError as err:
+                where = f"row {n + 1}" + (f" (id {row['id']})" if "id" in row else "")
+                raise ValueError(f"{path}: {where}: {err}; nothing was written") from None
+            f.write(line + "\n")
             n += 1
     return n
 

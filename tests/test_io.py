@@ -68,6 +68,15 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), [1.0, float("-inf")]])
+def test_a_non_finite_row_is_never_published(tmp_path, value):
+    target = tmp_path / "scores.jsonl"
+    rows = [{"id": "a1", "scores": [0.5]}, {"id": "b2", "scores": value}]
+    with pytest.raises(ValueError, match=r"scores\.jsonl: row 2 \(id b2\): Out of range float"):
+        io.write_jsonl(target, rows)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_atomic_directory_publishes_only_on_success(tmp_path):
     target = tmp_path / "model"
     with io.atomic_directory(target) as partial:
