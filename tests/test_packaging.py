@@ -1,5 +1,6 @@
 """A non-editable install carries the data files the package reads: the wheel holds them."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -30,3 +31,24 @@ def test_the_wheel_carries_the_schema_and_the_crate_context(tmp_path):
         assert set(DATA) <= names, sorted(n for n in names if not n.endswith(".py"))
         assert archive.read(DATA[1]) == CONTEXT_FILE.read_bytes()
     assert (REPO / DATA[0]).is_file() and schema()["properties"]  # the file the code reads is that one
+
+    # Installed from the wheel (not editable), used from another directory: the package reads its
+    # schema and crate context from where it is installed.
+    site = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "--target", str(site)]
+    proc = subprocess.run([*install, str(wheel)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    check = (
+        "import json, sppo, sppo.config as c, sppo.provenance.crate as k;"
+        f"assert sppo.__file__.startswith({str(site)!r}), sppo.__file__;"
+        "json.loads(k.CONTEXT_FILE.read_text());"
+        "print(c.markdown(), end='')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run(
+        [sys.executable, "-c", check], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout == (REPO / "config" / "README.md").read_text()  # the whole schema, read there
