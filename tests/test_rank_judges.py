@@ -194,11 +194,21 @@ def test_reward_model_without_path_stops_the_workflow(workflow):
     assert not (workflow / "results").exists()
 
 
-def test_missing_pairrm_checkpoint_fails_the_rank_job(workflow, tmp_path):
+def test_missing_pairrm_checkpoint_is_refused_before_any_job(workflow, tmp_path):
     missing = tmp_path / "no-such-pairrm"
     write_config(workflow, small_config(missing))
     proc = snakemake(workflow, "results/iter1/rank/shard0.jsonl", check=False)
     assert proc.returncode != 0
+    assert f"config key judge.pairrm.path: directory '{missing}' not found" in proc.stderr
+    assert not (workflow / "logs").exists() and not (workflow / "results").exists()
+
+
+def test_missing_pairrm_checkpoint_fails_the_rank_job(workflow):
+    """A bare name could be a hub id, so validation lets it pass; the rank job, finding neither a
+    directory nor an owner/name id, fails naming it and publishes nothing."""
+    write_config(workflow, small_config("no-such-pairrm"))
+    proc = snakemake(workflow, "results/iter1/rank/shard0.jsonl", check=False)
+    assert proc.returncode != 0
     log = (workflow / "logs/rank/iter1/shard0.log").read_text()
-    assert f"judge checkpoint '{missing}': no such directory" in log
+    assert "judge checkpoint 'no-such-pairrm': no such directory" in log
     assert not (workflow / "results/iter1/rank/shard0.jsonl").exists()
