@@ -9,12 +9,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import yaml
+
+from sppo.io import is_hub_repo_id
 
 
 class ConfigError(ValueError):
@@ -132,18 +133,14 @@ def _fail(key: str, message: str):
     raise ConfigError(f"config key {key}: {message}")
 
 
-# A Hugging Face hub id: name or owner/name. Anything else (absolute, ./ ../ ~, deeper paths) can only
-# be a local directory, and is checked here rather than when a job loads it.
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?")
-
-
 def _check_source(key: str, value: str) -> None:
-    """``value`` (of ``key``) is an existing local directory, or can be a hub id."""
+    """``value`` (of ``key``) is an existing local directory, or a hub id; anything else can only be a
+    local directory, and is refused here rather than when a job loads it."""
     if Path(value).is_dir():
         return
     if Path(value).exists():
         _fail(key, f"{value!r} is a file, not a model or dataset directory")
-    if not HUB_ID.fullmatch(value):
+    if not is_hub_repo_id(value):
         _fail(key, f"directory {value!r} not found (and it is not a hub id, owner/name)")
 
 

@@ -20,6 +20,18 @@ class InputFileError(ValueError):
     """A malformed input file; the message names the file and, where it applies, the line."""
 
 
+def is_hub_repo_id(value: str) -> bool:
+    """Whether ``value`` is a valid Hugging Face hub repository id (``name`` or ``owner/name``), by
+    huggingface_hub's own rule; absolute, ``./``, ``../``, ``~`` and deeper paths are not."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        return False
+    return True
+
+
 def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[dict]:
     """Read a JSON Lines file of objects; each must have the ``required`` keys. Blank lines are skipped."""
     return [row for _, row in numbered_jsonl(path, required)]

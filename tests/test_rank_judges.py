@@ -204,8 +204,8 @@ def test_missing_pairrm_checkpoint_is_refused_before_any_job(workflow, tmp_path)
 
 
 def test_missing_pairrm_checkpoint_fails_the_rank_job(workflow):
-    """A bare name could be a hub id, so validation lets it pass; the rank job, finding neither a
-    directory nor an owner/name id, fails naming it and publishes nothing."""
+    """A bare name is a valid hub id, so validation lets it pass; the rank job finds no such directory
+    and cannot load it from the hub (offline here), fails naming it and publishes nothing."""
     write_config(workflow, small_config("no-such-pairrm"))
     proc = snakemake(workflow, "results/iter1/rank/shard0.jsonl", check=False)
     assert proc.returncode != 0

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+from sppo.io import is_hub_repo_id
 
 
 def check_batch_size(batch_size: int, name: str = "batch_size") -> int:
@@ -27,8 +26,8 @@ def count_candidates(prompts: list[str], candidates: list[list[str]]) -> int:
 
 
 def is_hub_id(path: str) -> bool:
-    """Whether ``path`` names a Hugging Face hub repository: ``owner/name`` and not a local path."""
-    return not Path(path).exists() and bool(_HUB_ID.match(path))
+    """Whether ``path`` names a Hugging Face hub repository (sppo.io.is_hub_repo_id) and not a local path."""
+    return not Path(path).exists() and is_hub_repo_id(path)
 
 
 def hub_error(path: str, error: Exception) -> FileNotFoundError:
