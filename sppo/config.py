@@ -150,10 +150,10 @@ def _check_semantics(config: dict) -> None:
         _fail("prompts.path", f"prompt file {prompts['path']!r} not found")
     if prompts["source"] == "snorkel":
         _check_source("prompts.dataset", prompts["dataset"])
+        if len(prompts["train_splits"]) < config["iterations"]:
+            _fail("prompts.train_splits", f"needs one split per iteration ({config['iterations']})")
     if config["model"]["base"] != "tiny":
         _check_source("model.base", config["model"]["base"])
-    if prompts["source"] == "snorkel" and len(prompts["train_splits"]) < config["iterations"]:
-        _fail("prompts.train_splits", f"needs one split per iteration ({config['iterations']})")
     seeds = config["generate"]["sample_seeds"]
     if seeds is not None and len(seeds) != config["generate"]["k"]:
         _fail("generate.sample_seeds", f"has {len(seeds)} seeds but generate.k is {config['generate']['k']}")
@@ -161,7 +161,7 @@ def _check_semantics(config: dict) -> None:
     uses = [role for role in ("train", "eval") if judge[role] == "reward_model"]
     if uses and not judge["reward_model"]["path"]:
         _fail("judge.reward_model.path", f"must be set: judge.{uses[0]} is reward_model")
-    for name in {judge["train"], judge["eval"]} & {"pairrm", "reward_model"}:
+    for name in sorted({judge["train"], judge["eval"]} & {"pairrm", "reward_model"}):
         _check_source(f"judge.{name}.path", judge[name]["path"])
     if judge["prompt_text"] == "chat_template" and judge["train"] == "reward_model":
         _fail("judge.prompt_text", "chat_template is not for judge.train reward_model (it applies its own)")
