@@ -105,18 +105,24 @@ def scheduled_jobs(workdir: Path, *args: str) -> dict[str, int]:
     return counts
 
 
+def missing_service(reason: str) -> None:
+    """A test's service (a SLURM cluster, a browser) is not there: skip, printing ``reason``, or fail
+    where SPPO_REQUIRE_SERVICES=1 (.ci/run sets it, so CI runs every such test or fails)."""
+    if os.environ.get("SPPO_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} (SPPO_REQUIRE_SERVICES=1: required here)")
+    pytest.skip(reason)
+
+
 def slurm_cluster(conf: str | None, nodes: int, start: str) -> dict[str, str]:
     """Environment variables that reach the SLURM cluster of ``conf`` (None: SLURM's default), which
     must be running with at least ``nodes`` idle or mixed nodes.
 
-    Without one, the calling test FAILS, naming ``start`` (the script that starts such a cluster);
-    SPPO_SKIP_SLURM=1 skips it explicitly for quick local runs (CI never sets it).
+    Without one the calling test skips, naming ``start`` (the script that starts such a cluster, as
+    root), or fails under SPPO_REQUIRE_SERVICES=1 (:func:`missing_service`).
     """
-    hint = f"start one with {start} (or set SPPO_SKIP_SLURM=1 to skip this test explicitly)"
-    if os.environ.get("SPPO_SKIP_SLURM") == "1":
-        pytest.skip("SPPO_SKIP_SLURM=1")
+    hint = f"start one with {start} (as root; .ci/run does)"
     if conf and not Path(conf).is_file():
-        pytest.fail(f"no SLURM config at {conf}: {hint}")
+        missing_service(f"no SLURM config at {conf}: {hint}")
     env = {"SLURM_CONF": conf} if conf else {}
     try:
         proc = subprocess.run(
@@ -127,13 +133,13 @@ def slurm_cluster(conf: str | None, nodes: int, start: str) -> dict[str, str]:
             timeout=20,
         )
     except FileNotFoundError:
-        pytest.fail(f"SLURM is not installed (no sinfo): {hint}")
+        missing_service(f"SLURM is not installed (no sinfo): {hint}")
     except subprocess.TimeoutExpired:
-        pytest.fail(f"no SLURM controller answers (sinfo timed out): {hint}")
+        missing_service(f"no SLURM controller answers (sinfo timed out): {hint}")
     usable = {node for node, state in map(str.split, proc.stdout.splitlines()) if state in ("idle", "mix")}
     if proc.returncode != 0 or len(usable) < nodes:
         sinfo = f"{proc.stdout.strip()} {proc.stderr.strip()}"
-        pytest.fail(f"fewer than {nodes} usable SLURM nodes (sinfo: {sinfo}): {hint}")
+        missing_service(f"fewer than {nodes} usable SLURM nodes (sinfo: {sinfo}): {hint}")
     return env
 
 

@@ -11,7 +11,7 @@ import socket
 
 import pandas as pd
 import pytest
-from conftest import scheduled_jobs, snakemake, write_config
+from conftest import missing_service, scheduled_jobs, snakemake, write_config
 
 from sppo.report import resources, runcard, samples, training
 
@@ -203,13 +203,14 @@ def test_long_jobs_log_counts_rate_and_elapsed_time(finished_run, log):
 
 
 def chromium_driver():
-    """Debian's headless Chromium through its chromedriver; the test fails (not skips) without them."""
+    """Debian's headless Chromium through its chromedriver; without them the test skips, or fails under
+    SPPO_REQUIRE_SERVICES=1 (conftest.missing_service)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     driver = shutil.which("chromedriver")
     if driver is None or shutil.which("chromium") is None:
-        pytest.fail("no chromium or chromedriver: apt-get install chromium chromium-driver (as .ci/run does)")
+        missing_service("no chromium or chromedriver: apt-get install chromium chromium-driver, as .ci/run")
     options = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,900"):
         options.add_argument(arg)

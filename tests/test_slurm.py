@@ -2,8 +2,8 @@
 local run's byte for byte.
 
 Needs a running cluster: `.ci/slurm-up` starts a single-node one on this machine (.ci/run does so
-around the test suite and stops it afterwards). Without one this test FAILS; SPPO_SKIP_SLURM=1
-skips it explicitly for quick local runs (CI never sets it).
+around the test suite and stops it afterwards). Without one this test skips,
+saying why; under SPPO_REQUIRE_SERVICES=1 (set by .ci/run) it fails instead.
 """
 
 from __future__ import annotations

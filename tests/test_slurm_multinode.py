@@ -3,8 +3,8 @@ rule train as one sbatch job over both nodes (srun starts one torchrun per node,
 over gloo), and π_1 equals the π_1 of two processes on one node with the same global batch.
 
 Needs the cluster of `.ci/slurm2-up` (two slurmd in network namespaces of their own on this
-machine; .ci/run starts it around the test suite and stops it afterwards). Without it this test
-FAILS; SPPO_SKIP_SLURM=1 skips it explicitly for quick local runs (CI never sets it).
+machine; .ci/run starts it around the test suite and stops it afterwards). Without it this test skips,
+saying why; under SPPO_REQUIRE_SERVICES=1 (set by .ci/run) it fails instead.
 """
 
 from __future__ import annotations
