@@ -1,9 +1,9 @@
 """GPU figures of the heavy stages, on random-weight models of the real shapes, built locally (no hub).
 
-    PYTHONPATH=. python benchmarks/gpu.py --json gpu.json            # on a CUDA machine, real shapes
-    PYTHONPATH=. python benchmarks/gpu.py --tiny --device cpu        # the same code at toy shapes
-    PYTHONPATH=. python benchmarks/gpu.py --parts judge train        # some parts only
-    PYTHONPATH=. python benchmarks/gpu.py --parts single_gpu         # the single-GPU recipes' memory
+    ./run python -m benchmarks.gpu --json gpu.json            # on a CUDA machine, real shapes
+    ./run python -m benchmarks.gpu --tiny --device cpu        # the same code at toy shapes
+    ./run python -m benchmarks.gpu --parts judge train        # some parts only
+    ./run python -m benchmarks.gpu --parts single_gpu         # the single-GPU recipes' memory
 
 generate  tokens/s of sampling with the recipes' settings (temperature 0.7, top p 0.9, K = 5
           requests per prompt, prompts of 30–360 tokens) for a Gemma-2-9B- and a Llama-3-8B-shaped

@@ -1,6 +1,6 @@
 """Time every stage and the whole default iter3 run (the offline demo), in a fresh copy of the workflow.
 
-    ./run python benchmarks/pipeline.py [--cores N] [--target iter3] [--keep DIR] [--configfile FILE]
+    ./run python -m benchmarks.pipeline [--cores N] [--target iter3] [--keep DIR] [--configfile FILE]
 
 (``--configfile config/compare.yaml``: the variants side by side.)
 

@@ -1,8 +1,8 @@
 """Time PairRM ranking: llm-blender as the SPPO authors call it, against PairRMJudge, on the same inputs.
 
-    PYTHONPATH=. python benchmarks/rank_pairrm.py --threads 2       # both workloads, both checkpoints
-    PYTHONPATH=. python benchmarks/rank_pairrm.py --workloads short --sizes tiny --batch-tokens 2048 4096
-    PYTHONPATH=. python benchmarks/rank_pairrm.py --checkpoint DIR --device cuda --repeats 3
+    ./run python -m benchmarks.rank_pairrm --threads 2       # both workloads, both checkpoints
+    ./run python -m benchmarks.rank_pairrm --workloads short --sizes tiny --batch-tokens 2048 4096
+    ./run python -m benchmarks.rank_pairrm --checkpoint DIR --device cuda --repeats 3
 
 Workloads: ``short``, ``--prompts`` prompts of up to 30 words with K responses of up to 60 (any
 words, punctuation); ``realistic``, ``--realistic-prompts`` prompts at SPPO lengths

@@ -1,7 +1,7 @@
 """Training memory and step time on CPU: one model against a live reference, chunked against full logits.
 
-    PYTHONPATH=. python benchmarks/train_memory.py             # default shapes, ~5 minutes on 2 cores
-    PYTHONPATH=. python benchmarks/train_memory.py --tiny      # toy shapes (tests/test_train_memory.py)
+    ./run python -m benchmarks.train_memory             # default shapes, ~5 minutes on 2 cores
+    ./run python -m benchmarks.train_memory --tiny      # toy shapes (tests/test_train_memory.py)
 
 One SPPO optimizer step as benchmarks/gpu.py's train part runs it (RMSprop, clipping at 1, gradient
 checkpointing; bf16 autocast with --bf16, off by default because this CPU kind has no bfloat16
