@@ -31,9 +31,11 @@ ADAPTER_DIR = "lora"  # inside π_t's directory; from_pretrained and vLLM read o
 
 def wrap(model, settings: dict, seed: int):
     """``model`` (a causal LM) with LoRA adapters as the train.lora section ``settings`` says, every
-    other parameter frozen; A's random start drawn from ``seed``. Gradient checkpointing needs
-    nothing more: transformers' checkpointing is non-reentrant and makes the input embeddings
-    require gradients, so the adapters inside a checkpointed layer of frozen weights get theirs."""
+    other parameter frozen but trainable copies of the modules_to_save (a tied embedding and head
+    stay one matrix: V·d more trainable parameters, not 2·V·d); A's random start drawn from
+    ``seed``. Gradient checkpointing needs nothing more: transformers' checkpointing is
+    non-reentrant and makes the input embeddings require gradients, so the adapters inside a
+    checkpointed layer of frozen weights get theirs."""
     to_save = list(settings.get("modules_to_save", []))
     names = [name for name, _ in model.named_modules()]
     missing = [key for key in to_save if not any(name.endswith(key) for name in names)]

@@ -1,6 +1,7 @@
-"""LoRA adapters (train.lora, sppo/lora.py): only the adapters train, π_t is π_{t−1} with the adapter
-merged in and gives the adapter model's log-probs, gradient checkpointing and bf16 work with and
-without LoRA, and the default iter3 with LoRA still raises the win rate."""
+"""LoRA adapters (train.lora, sppo/lora.py): only the adapters train (and modules_to_save, the tied
+embedding once), π_t is π_{t−1} with the adapter merged in and gives the adapter model's log-probs,
+gradient checkpointing and bf16 work with and without LoRA, and the default iter3 with LoRA and the
+embedding and norms trained raises the win rate as clearly as the full fine-tune."""
 
 from __future__ import annotations
 
@@ -225,15 +226,21 @@ def test_lora_settings_are_validated():
             validate(config)
 
 
-def test_iter3_with_lora_still_raises_the_win_rate(copy_run):
-    """The default iter3 with LoRA adapters of the tiny model's width (rank 64) at 3× its learning rate.
-    They learn far less than the full fine-tune (π_1…π_3 won 0.79, 0.89, 0.91): here 0.552, 0.532,
-    0.549 (README, Single-GPU recipes); rank 16 or other rates did no better."""
+def test_iter3_with_lora_and_the_embedding_and_norms_trained_raises_the_win_rate_clearly(copy_run):
+    """The default iter3 with LoRA (rank 16, alpha 32) and the tied embedding/head and the norms trained
+    whole (train.lora.modules_to_save), at 3× the full fine-tune's learning rate. Measured (README,
+    Single-GPU recipes; AMD EPYC, 2 cores): π_1…π_3 won 0.754 [0.723, 0.784], 0.809 [0.741, 0.872],
+    0.907 [0.886, 0.924], as the full fine-tune (0.79, 0.89, 0.91). Adapters on the projections alone
+    (rank 64, 3e-3) won only 0.55, 0.53, 0.55, and π_3's interval began at 0.511 on one CPU and at
+    0.495 on an Intel Xeon: sampling from slightly different floats diverges, so a run on another CPU
+    is another draw, its intervals ±0.03 to ±0.07 wide. The bounds sit 0.12 or more under the measured
+    figures (about two of the widest half-widths, four of the others) and still well above 0.5."""
     run = copy_run()  # LoRA retrains from π_1 on; the iter1 data and π_0's answers stay
-    write_config(run, {"train": {"lora": {"enabled": True, "rank": 64, "alpha": 64}, "learning_rate": 3e-3}})
+    lora_section = {"enabled": True, "modules_to_save": ["embed_tokens", "norm"]}
+    write_config(run, {"train": {"lora": lora_section, "learning_rate": 3e-3}})
     snakemake(run, "iter3")
     m = {t: json.loads((run / f"results/iter{t}/evaluate/metrics.json").read_text()) for t in range(4)}
-    assert m[3]["win_rate_ci95"][0] > 0.5, m[3]
-    assert all(m[t]["win_rate"] > 0.5 for t in (1, 2, 3)), m
+    assert all(m[t]["win_rate_ci95"][0] > 0.6 for t in (1, 2, 3)), m
+    assert m[3]["win_rate"] > 0.75, m[3]
     for t in (1, 2, 3):
         assert (run / f"results/iter{t}/model" / lora.ADAPTER_DIR / "adapter_model.safetensors").is_file()
