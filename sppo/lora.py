@@ -5,10 +5,11 @@
     W' = W + (alpha / rank) · B · A,    A: rank × in (random at the start), B: out × rank (zeros)
 
 so πθ = π_{t−1} at the first step, as in a full fine-tune (log πθ − log π_ref starts at 0), and only
-A and B train. At the end of the iteration :func:`save_merged` writes W' into π_t's weights: π_t
-is a plain model that generation (transformers or vLLM), reflogp, evaluation and the next
-iteration load as before. The adapter itself is kept in π_t's ``ADAPTER_DIR`` (peft's format, its
-base π_{t−1}).
+A and B train, with the modules of train.lora.modules_to_save (peft trains a copy of each whole;
+a tied embedding and head stay one matrix). At the end of the iteration :func:`save_merged` writes
+W' (and the trained copies) into π_t's weights: π_t is a plain model that generation (transformers
+or vLLM), reflogp, evaluation and the next iteration load as before. The adapter itself is kept
+in π_t's ``ADAPTER_DIR`` (peft's format, its base π_{t−1}).
 """
 
 from __future__ import annotations
@@ -30,14 +31,25 @@ ADAPTER_DIR = "lora"  # inside π_t's directory; from_pretrained and vLLM read o
 
 def wrap(model, settings: dict, seed: int):
     """``model`` (a causal LM) with LoRA adapters as the train.lora section ``settings`` says, every
-    other parameter frozen; A's random start drawn from ``seed``. Gradient checkpointing needs
-    nothing more: transformers' checkpointing is non-reentrant and makes the input embeddings
-    require gradients, so the adapters inside a checkpointed layer of frozen weights get theirs."""
+    other parameter frozen but trainable copies of the modules_to_save (a tied embedding and head
+    stay one matrix: V·d more trainable parameters, not 2·V·d); A's random start drawn from
+    ``seed``. Gradient checkpointing needs nothing more: transformers' checkpointing is
+    non-reentrant and makes the input embeddings require gradients, so the adapters inside a
+    checkpointed layer of frozen weights get theirs."""
+    to_save = list(settings.get("modules_to_save", []))
+    names = [name for name, _ in model.named_modules()]
+    missing = [key for key in to_save if not any(name.endswith(key) for name in names)]
+    if missing:  # peft would leave them out without a word
+        raise ValueError(f"train.lora.modules_to_save: the model has no module named {missing}")
     config = LoraConfig(
         r=settings["rank"],
         lora_alpha=settings["alpha"],
         lora_dropout=settings["dropout"],
         target_modules=list(settings["target_modules"]),
+        modules_to_save=to_save or None,
+        # with tied embeddings, embed_tokens or lm_head trains as one matrix, so π_t stays tied:
+        # otherwise the trained copy of one would be dropped or untie them when π_t is saved
+        ensure_weight_tying=bool(to_save) and ties_embeddings(model),
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -46,6 +58,12 @@ def wrap(model, settings: dict, seed: int):
     trainable, total = model.get_nb_trainable_parameters()
     log.info("LoRA: %d of %d parameters train (%.3f%%)", trainable, total, 100 * trainable / total)
     return model
+
+
+def ties_embeddings(model) -> bool:
+    """Whether ``model``'s LM head is its input embedding matrix."""
+    head = model.get_output_embeddings()
+    return head is not None and head.weight is model.get_input_embeddings().weight
 
 
 def save_merged(model, out_dir: Path) -> None:

@@ -1,6 +1,7 @@
-"""LoRA adapters (train.lora, sppo/lora.py): only the adapters train, π_t is π_{t−1} with the adapter
-merged in and gives the adapter model's log-probs, gradient checkpointing and bf16 work with and
-without LoRA, and the default iter3 with LoRA still raises the win rate."""
+"""LoRA adapters (train.lora, sppo/lora.py): only the adapters train (and modules_to_save, the tied
+embedding once), π_t is π_{t−1} with the adapter merged in and gives the adapter model's log-probs,
+gradient checkpointing and bf16 work with and without LoRA, and the default iter3 with LoRA and the
+embedding and norms trained raises the win rate as clearly as the full fine-tune."""
 
 from __future__ import annotations
 
@@ -20,9 +21,16 @@ LORA = {"enabled": True, "rank": 4, "alpha": 8, "dropout": 0.0}  # scale 2; defa
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
+SAVE = ["embed_tokens", "norm"]  # the tied embedding and head, and every RMSNorm
+
+
+def lora_defaults() -> dict:
+    return train_settings()["lora"]
+
+
 def settings(*, with_lora: bool, **overrides) -> dict:
     """Three RMSprop steps of 2 × 2 pairs (accumulation 2) at a constant rate, large enough to move."""
-    lora_section = {**train_settings()["lora"], **(LORA if with_lora else {})}
+    lora_section = overrides.pop("lora", {**lora_defaults(), **(LORA if with_lora else {})})
     return train_settings(
         eta=10,
         learning_rate=1e-2,
@@ -45,6 +53,7 @@ def trained(tiny_model_dir, tiny_pairs, tmp_path_factory):
         "lora": settings(with_lora=True),
         "lora-checkpointing": settings(with_lora=True, gradient_checkpointing=True),
         "lora-checkpointing-bf16": settings(with_lora=True, gradient_checkpointing=True, bf16=True),
+        "lora-save": settings(with_lora=True, lora={**lora_defaults(), **LORA, "modules_to_save": SAVE}),
         "full": settings(with_lora=False),
         "full-checkpointing-bf16": settings(with_lora=False, gradient_checkpointing=True, bf16=True),
     }
@@ -89,6 +98,47 @@ def test_only_the_adapters_train_and_get_gradients_under_checkpointing(tiny_mode
     assert len(b_grads) == len(layers) and all(g is not None and g.abs().sum() > 0 for g in b_grads)
 
 
+def test_modules_to_save_train_the_tied_embedding_once_and_the_norms(tiny_model_dir):
+    model = models.load_model(str(tiny_model_dir), CPU_MODEL_CONFIG, for_training=True)
+    assert lora.ties_embeddings(model)  # the tiny model's head is its embedding matrix
+    vocab, width = model.get_input_embeddings().weight.shape
+    norms = [n for n, m in model.named_modules() if n.endswith("norm")]
+    assert len(norms) == 2 * 2 + 1  # two per layer and the final one
+    projections = [
+        m.in_features + m.out_features for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in TARGETS
+    ]
+    model = lora.wrap(model.train(), {**lora_defaults(), **LORA, "modules_to_save": SAVE}, seed=0)
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    # the memory the docs count: adapters r(in + out) each, V·d once for the tied pair, d per norm
+    assert sum(p.numel() for p in trainable.values()) == 4 * sum(projections) + vocab * width + 5 * width
+    inner = model.get_base_model()
+    head, embedding = inner.get_output_embeddings(), inner.get_input_embeddings()
+    assert head.weight.requires_grad and head.weight is embedding.weight  # still one matrix
+
+    with pytest.raises(ValueError, match=r"train\.lora\.modules_to_save.*'scale'"):
+        lora.wrap(
+            models.load_model(str(tiny_model_dir), CPU_MODEL_CONFIG),
+            {**lora_defaults(), **LORA, "modules_to_save": ["scale"]},
+            seed=0,
+        )
+
+
+def test_a_lora_iteration_with_modules_to_save_trains_them_and_keeps_the_head_tied(trained, tiny_model_dir):
+    out = trained("lora-save")
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    assert after.keys() == before.keys()  # still one stored matrix for embedding and head
+    assert json.loads((out / "config.json").read_text())["tie_word_embeddings"] is True
+    for key in before:
+        assert not torch.equal(after[key], before[key]), key  # adapters merged, the rest trained whole
+    adapter = load_file(out / lora.ADAPTER_DIR / "adapter_model.safetensors")
+    saved = {k.removeprefix("base_model.model.") for k in adapter if ".lora_" not in k}
+    # peft stores the tied head beside the embedding: the same trained matrix
+    assert saved == {k for k in before if "norm" in k or "embed_tokens" in k} | {"lm_head.weight"}
+    for key in saved:
+        merged = after[key if key != "lm_head.weight" else "model.embed_tokens.weight"]
+        torch.testing.assert_close(merged, adapter[f"base_model.model.{key}"], rtol=0, atol=0)
+
+
 def test_a_lora_iteration_changes_only_the_target_weights_by_the_adapter(trained, tiny_model_dir):
     out = trained("lora")
     adapter = load_file(out / lora.ADAPTER_DIR / "adapter_model.safetensors")
@@ -114,10 +164,11 @@ def test_a_lora_iteration_changes_only_the_target_weights_by_the_adapter(trained
     assert changed == 2 * 7  # every adapter trained
 
 
-def test_merged_policy_gives_the_adapter_models_logps(trained, tiny_model_dir, tiny_pairs):
+@pytest.mark.parametrize("variant", ["lora", "lora-save"])
+def test_merged_policy_gives_the_adapter_models_logps(trained, tiny_model_dir, tiny_pairs, variant):
     from peft import PeftModel
 
-    out = trained("lora")
+    out = trained(variant)
     base = models.load_model(str(tiny_model_dir), CPU_MODEL_CONFIG)
     pairs = batch(tiny_model_dir, tiny_pairs)
     with torch.no_grad():
@@ -158,6 +209,7 @@ def test_lora_settings_are_validated():
         "alpha": 32,
         "dropout": 0.0,
         "target_modules": list(TARGETS),
+        "modules_to_save": [],
     }
     bad = [
         ({"lora": {"enabled": True}, "deepspeed": "config/deepspeed/zero3.json"}, "train.lora.enabled"),
@@ -165,6 +217,7 @@ def test_lora_settings_are_validated():
         ({"lora": {"rank": 0}}, "train.lora.rank"),
         ({"lora": {"dropout": 1.0}}, "train.lora.dropout"),
         ({"lora": {"ranks": 8}}, "train.lora.ranks"),
+        ({"lora": {"modules_to_save": ["norm", "norm"]}}, "train.lora.modules_to_save"),
     ]
     for train, key in bad:
         config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -173,15 +226,21 @@ def test_lora_settings_are_validated():
             validate(config)
 
 
-def test_iter3_with_lora_still_raises_the_win_rate(copy_run):
-    """The default iter3 with LoRA adapters of the tiny model's width (rank 64) at 3× its learning rate.
-    They learn far less than the full fine-tune (π_1…π_3 won 0.79, 0.89, 0.91): here 0.552, 0.532,
-    0.549 (README, Single-GPU recipes); rank 16 or other rates did no better."""
+def test_iter3_with_lora_and_the_embedding_and_norms_trained_raises_the_win_rate_clearly(copy_run):
+    """The default iter3 with LoRA (rank 16, alpha 32) and the tied embedding/head and the norms trained
+    whole (train.lora.modules_to_save), at 3× the full fine-tune's learning rate. Measured (README,
+    Single-GPU recipes; AMD EPYC, 2 cores): π_1…π_3 won 0.754 [0.723, 0.784], 0.809 [0.741, 0.872],
+    0.907 [0.886, 0.924], as the full fine-tune (0.79, 0.89, 0.91). Adapters on the projections alone
+    (rank 64, 3e-3) won only 0.55, 0.53, 0.55, and π_3's interval began at 0.511 on one CPU and at
+    0.495 on an Intel Xeon: sampling from slightly different floats diverges, so a run on another CPU
+    is another draw, its intervals ±0.03 to ±0.07 wide. The bounds sit 0.12 or more under the measured
+    figures (about two of the widest half-widths, four of the others) and still well above 0.5."""
     run = copy_run()  # LoRA retrains from π_1 on; the iter1 data and π_0's answers stay
-    write_config(run, {"train": {"lora": {"enabled": True, "rank": 64, "alpha": 64}, "learning_rate": 3e-3}})
+    lora_section = {"enabled": True, "modules_to_save": ["embed_tokens", "norm"]}
+    write_config(run, {"train": {"lora": lora_section, "learning_rate": 3e-3}})
     snakemake(run, "iter3")
     m = {t: json.loads((run / f"results/iter{t}/evaluate/metrics.json").read_text()) for t in range(4)}
-    assert m[3]["win_rate_ci95"][0] > 0.5, m[3]
-    assert all(m[t]["win_rate"] > 0.5 for t in (1, 2, 3)), m
+    assert all(m[t]["win_rate_ci95"][0] > 0.6 for t in (1, 2, 3)), m
+    assert m[3]["win_rate"] > 0.75, m[3]
     for t in (1, 2, 3):
         assert (run / f"results/iter{t}/model" / lora.ADAPTER_DIR / "adapter_model.safetensors").is_file()
