@@ -2,7 +2,7 @@ import glob
 import os
 import shlex
 
-from sppo import gpujob
+from sppo import fetch, gpujob
 from sppo.config import variant_trains
 from sppo.io import dumps
 from sppo.judges import USES_GPU
@@ -28,6 +28,9 @@ os.environ[WORKFLOW_DIR_ENV] = WORKFLOW_DIR
 # Jobs' node-local caches and, for a local run, the GPUs its jobs share (sppo.gpujob). A SLURM job's
 # Snakemake (--mode remote) exports no pool: the job keeps the GPUs SLURM gave it.
 gpujob.export_settings(config, not workflow.remote_exec, ".snakemake/gpu-slots")
+# What the run reads from the hub (target fetch). Once it is fetched, the jobs read only the hub cache.
+FETCH_PLAN = fetch.plan(config)
+fetch.export_offline(FETCH_PLAN, config["hub_offline"])
 ITERATIONS = config["iterations"]
 SHARDS = config["shards"]
 MODEL_ENV = "../envs/model.yaml"

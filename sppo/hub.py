@@ -15,31 +15,63 @@ from pathlib import Path
 MODEL_FILES = ["*.json", "*.model", "*.txt", "*.safetensors", "*.bin", "*.py", "*.tiktoken"]
 
 
-def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
+FETCH_HINT = (
+    "run the fetch first, on a machine that reaches the hub (the login node): "
+    "`./run snakemake fetch --configfile <your config>` (README: Before the first run on a cluster)"
+)
+
+
+def offline() -> bool:
+    """Whether huggingface_hub is offline (HF_HUB_OFFLINE, as the workflow sets it for its jobs)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def cached_snapshot(repo_id: str, revision: str | None = None, repo_type: str = "model") -> Path | None:
     """The cached snapshot folder of ``repo_id`` at ``revision`` (default branch if None), or None."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+        path = snapshot_download(repo_id, revision=revision, repo_type=repo_type, local_files_only=True)
     except LocalEntryNotFoundError:
         return None
+    return Path(path)
 
 
-def snapshot(repo_id: str, revision: str | None = None, allow_patterns=MODEL_FILES) -> Path:
+def missing(repo_id: str, revision: str | None = None, repo_type: str = "model") -> FileNotFoundError:
+    """The error of a job that needs ``repo_id`` while the hub is offline and it is not cached."""
+    at = f" at {revision}" if revision else ""
+    return FileNotFoundError(
+        f"{repo_type} {repo_id!r}{at} is not in the Hugging Face hub cache and the hub is offline "
+        f"(HF_HUB_OFFLINE=1, as jobs run once a run is fetched): {FETCH_HINT}; the jobs must see "
+        "the same HF_HOME / HF_HUB_CACHE as the fetch"
+    )
+
+
+def require_cached(repo_id: str, revision: str | None = None, repo_type: str = "model") -> None:
+    """Raise :func:`missing` when the hub is offline and ``repo_id`` is not cached (a job's first check,
+    so that it fails naming the item and the fetch rather than deep inside a loader)."""
+    if offline() and cached_snapshot(repo_id, revision, repo_type) is None:
+        raise missing(repo_id, revision, repo_type)
+
+
+def snapshot(
+    repo_id: str, revision: str | None = None, allow_patterns=MODEL_FILES, repo_type: str = "model"
+) -> Path:
     """``repo_id`` at ``revision`` as a local folder: the cached snapshot, else a download into the
-    hub cache. Offline with nothing cached, the error names the repository."""
-    cached = cached_snapshot(repo_id, revision)
+    hub cache. Offline with nothing cached, the error names the repository and the fetch."""
+    cached = cached_snapshot(repo_id, revision, repo_type)
     if cached is not None:
         return cached
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns))
+        path = snapshot_download(
+            repo_id, revision=revision, repo_type=repo_type, allow_patterns=allow_patterns
+        )
     except LocalEntryNotFoundError as e:  # offline (HF_HUB_OFFLINE=1 or no network)
-        raise FileNotFoundError(
-            f"{repo_id!r}{f' at {revision}' if revision else ''} is not in the Hugging Face hub cache "
-            f"and the hub cannot be reached: download it first (on a machine with internet), e.g. "
-            f"`hf download {repo_id}`, into the cache this job reads (HF_HOME / HF_HUB_CACHE): {e}"
-        ) from e
+        raise missing(repo_id, revision, repo_type) from e
+    return Path(path)

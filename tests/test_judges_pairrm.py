@@ -321,3 +321,20 @@ def test_backbone_missing_from_the_hub_cache_offline_is_named(hub_cache):
     shutil.rmtree(hub_cache / "models--microsoft--deberta-v3-large")
     with pytest.raises(FileNotFoundError, match=r"'microsoft/deberta-v3-large' is not in the .* hub cache"):
         PairRMJudge("llm-blender/PairRM", **SETTINGS)
+
+
+def test_fetch_follows_pairrm_to_its_backbone(hub_cache):
+    """The fetch of llm-blender/PairRM also fetches the backbone its config.json names, and records the
+    commit of each (here from the cache: the hub is offline)."""
+    from sppo import fetch, hub
+
+    def from_cache(item):
+        return hub.snapshot(item["repo_id"], item["revision"], repo_type=item["repo_type"])
+
+    item = {"repo_id": "llm-blender/PairRM", "repo_type": "model", "revision": None}
+    item["why"] = "judge.pairrm.path"
+    records = fetch.fetch([item], download=from_cache)
+    assert [(r["repo_id"], r["why"], r["commit"]) for r in records] == [
+        ("llm-blender/PairRM", "judge.pairrm.path", "a" * 40),
+        ("microsoft/deberta-v3-large", "judge.pairrm.path → backbone", "b" * 40),
+    ]
