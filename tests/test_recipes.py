@@ -37,11 +37,11 @@ ITER3_JOBS = {
 # rule: (gpu, threads, mem_mb, runtime in minutes at attempt 1) under profiles/slurm
 RESOURCES = {
     "generate": (1, 8, 64000, 480),
-    "rank": (1, 8, 32000, 240),
-    "reflogp": (1, 8, 64000, 240),
-    "train": (8, 64, 480000, 720),
-    "evaluate_answers": (1, 8, 64000, 240),
-    "evaluate": (1, 8, 32000, 60),
+    "rank": (1, 8, 32000, 60),
+    "reflogp": (1, 8, 64000, 120),
+    "train": (8, 64, 480000, 180),
+    "evaluate_answers": (1, 8, 64000, 120),
+    "evaluate": (1, 8, 32000, 30),
 }
 
 
@@ -346,3 +346,15 @@ def test_slurm_profile_names_the_pinned_plugin_version():
     pin = re.search(r'"snakemake-executor-plugin-slurm==([\d.]+)"', (REPO / "pyproject.toml").read_text())
     header = (REPO / "profiles" / "slurm" / "config.yaml").read_text().splitlines()[0]
     assert f"snakemake-executor-plugin-slurm {pin.group(1)}," in header, header
+
+
+def test_slurm_runtimes_stay_under_a_day_on_every_attempt():
+    """Each rule's runtime (a Python expression of the attempt, as Snakemake evaluates it) for the
+    first try and both retries (retries: 2) is at most 1440 minutes, under common MaxTime values."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["retries"] == 2
+    for rule, res in profile["set-resources"].items():
+        minutes = [eval(str(res["runtime"]), {"min": min}, {"attempt": a}) for a in (1, 2, 3)]
+        assert minutes == sorted(minutes) and max(minutes) <= 1440, (rule, minutes)
+    train = profile["set-resources"]["train"]["runtime"]
+    assert [eval(train, {"min": min}, {"attempt": a}) for a in (1, 2, 3)] == [180, 360, 540]
