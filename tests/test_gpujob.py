@@ -150,3 +150,27 @@ def test_concurrent_local_jobs_get_disjoint_gpus(tmp_path):
     for a, b in overlapping:
         assert not set(runs[a]["devices"].split(",")) & set(runs[b]["devices"].split(",")), (a, b, runs)
     assert "GPUs of this job: CUDA_VISIBLE_DEVICES=" in (tmp_path / "logs" / "h0.log").read_text()
+
+
+PROBE = """
+import torch
+
+asked = []
+for name in ("is_available", "device_count", "init", "current_device"):
+    real = getattr(torch.cuda, name)
+    setattr(torch.cuda, name, lambda *a, _n=name, _f=real, **k: asked.append(_n) or _f(*a, **k))
+import lm_eval
+from sppo import evaluate, generate, io, job, leaderboard, models, rank, reflogp
+from sppo.judges import load_judge
+print(asked)
+"""
+
+
+def test_the_gpu_scripts_imports_leave_cuda_alone():
+    """CUDA reads CUDA_VISIBLE_DEVICES once, when it starts: a script's job.start(gpus=N) sets it after
+    the script's imports, which must therefore not start CUDA (no torch.cuda query at import)."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout
