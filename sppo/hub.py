@@ -13,12 +13,20 @@ from pathlib import Path
 
 # What a model's loaders read: configs, tokenizers, weights (not TF/Flax/ONNX copies).
 MODEL_FILES = ["*.json", "*.model", "*.txt", "*.safetensors", "*.bin", "*.py", "*.tiktoken"]
+# The hub repositories this process read, (repo_id, revision, repo_type): the job's provenance
+# record names the cached commit of each (:func:`snapshots_read`).
+_READ: dict[tuple, None] = {}
 
 
 FETCH_HINT = (
     "run the fetch first, on a machine that reaches the hub (the login node): "
     "`./run snakemake fetch --configfile <your config>` (README: Before the first run on a cluster)"
 )
+
+
+def note_read(repo_id: str, revision: str | None = None, repo_type: str = "model") -> None:
+    """Note that this process reads ``repo_id`` (for :func:`snapshots_read`)."""
+    _READ[(repo_id, revision, repo_type)] = None
 
 
 def offline() -> bool:
@@ -52,7 +60,8 @@ def missing(repo_id: str, revision: str | None = None, repo_type: str = "model")
 
 def require_cached(repo_id: str, revision: str | None = None, repo_type: str = "model") -> None:
     """Raise :func:`missing` when the hub is offline and ``repo_id`` is not cached (a job's first check,
-    so that it fails naming the item and the fetch rather than deep inside a loader)."""
+    so that it fails naming the item and the fetch rather than deep inside a loader). Notes the read."""
+    note_read(repo_id, revision, repo_type)
     if offline() and cached_snapshot(repo_id, revision, repo_type) is None:
         raise missing(repo_id, revision, repo_type)
 
@@ -62,6 +71,7 @@ def snapshot(
 ) -> Path:
     """``repo_id`` at ``revision`` as a local folder: the cached snapshot, else a download into the
     hub cache. Offline with nothing cached, the error names the repository and the fetch."""
+    note_read(repo_id, revision, repo_type)
     cached = cached_snapshot(repo_id, revision, repo_type)
     if cached is not None:
         return cached
@@ -75,3 +85,15 @@ def snapshot(
     except LocalEntryNotFoundError as e:  # offline (HF_HUB_OFFLINE=1 or no network)
         raise missing(repo_id, revision, repo_type) from e
     return Path(path)
+
+
+def snapshots_read() -> dict[str, str]:
+    """``{repo_id (@revision): commit}`` of each hub repository this process read, as now cached (so
+    also one a loader downloaded); a repository not in the cache is left out."""
+    found = {}
+    for repo_id, revision, repo_type in _READ:
+        path = cached_snapshot(repo_id, revision, repo_type)
+        if path is not None:
+            name = repo_id if repo_type == "model" else f"{repo_type}s/{repo_id}"
+            found[name + (f"@{revision}" if revision else "")] = path.name
+    return found

@@ -114,3 +114,9 @@ def test_split_reads_a_fetched_dataset_from_the_hub_cache_offline(tmp_path, monk
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets"))
     got = split.load_splits("owner/prompts", ["train_iteration_1", "test_iteration_1"], "prompt")
     assert got == {"train_iteration_1": ["a", "b"], "test_iteration_1": ["c"]}
+    # the job's provenance record names the commit it read
+    from sppo.provenance import record
+
+    (tmp_path / "out.txt").write_text("x")
+    built = record.build("split", [], [str(tmp_path / "out.txt")], {"dataset": "owner/prompts"})
+    assert built["hub"]["datasets/owner/prompts"] == "c" * 40

@@ -313,6 +313,10 @@ def test_pairrm_and_its_backbone_load_offline_from_the_hub_cache(hub_cache, judg
     judge = PairRMJudge("llm-blender/PairRM", batch_size=7, **SETTINGS)  # as the fixture judge
     assert judge.checkpoint == hub_cache / "models--llm-blender--PairRM" / "snapshots" / ("a" * 40)
     assert judge.identity()["backbone"] == "microsoft/deberta-v3-large"
+    from sppo import hub
+
+    read = hub.snapshots_read()  # what the job's provenance record names
+    assert read["llm-blender/PairRM"] == "a" * 40 and read["microsoft/deberta-v3-large"] == "b" * 40
     again = judge.judge(PROMPTS, CANDIDATES)
     assert np.array_equal(again.scores, judgement.scores)  # the same weights and tokenizer: exact
 

@@ -88,6 +88,7 @@ def checkpoint_dir(path: str) -> Path:
     in its own folder, so a cache filled by ``hf download`` or by the fetch would be ignored)."""
     if not is_hub_id(path):
         return Path(path)
+    hub.note_read(path)
     cached = hub.cached_snapshot(path)
     if cached is not None:
         return cached
