@@ -2,7 +2,7 @@ import glob
 import os
 import shlex
 
-from sppo import fetch, gpujob
+from sppo import fetch, gpujob, hub
 from sppo.config import variant_trains
 from sppo.io import dumps
 from sppo.judges import USES_GPU
@@ -31,6 +31,9 @@ gpujob.export_settings(config, not workflow.remote_exec, ".snakemake/gpu-slots")
 # What the run reads from the hub (target fetch). Once it is fetched, the jobs read only the hub cache.
 FETCH_PLAN = fetch.plan(config)
 fetch.export_offline(FETCH_PLAN, config["hub_offline"])
+# Jobs read the commits the fetch recorded (sppo.hub.pinned), once there is a record.
+FETCH_RECORD = "results/fetch/revisions.json"
+os.environ[hub.REVISIONS_ENV] = os.path.abspath(FETCH_RECORD)
 ITERATIONS = config["iterations"]
 SHARDS = config["shards"]
 MODEL_ENV = "../envs/model.yaml"

@@ -9,7 +9,7 @@ localrules:
 # hub cache only (hub_offline).
 rule fetch:
     output:
-        "results/fetch/revisions.json",
+        FETCH_RECORD,
     log:
         "logs/fetch/fetch.log",
     conda:

@@ -9,6 +9,8 @@ only when the revision is not there and the hub may be used.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 # What a model's loaders read: configs, tokenizers, weights (not TF/Flax/ONNX copies).
@@ -16,6 +18,8 @@ MODEL_FILES = ["*.json", "*.model", "*.txt", "*.safetensors", "*.bin", "*.py", "
 # The hub repositories this process read, (repo_id, revision, repo_type): the job's provenance
 # record names the cached commit of each (:func:`snapshots_read`).
 _READ: dict[tuple, None] = {}
+# The fetch's record (results/fetch/revisions.json, absolute), set by the workflow for its jobs.
+REVISIONS_ENV = "SPPO_HUB_REVISIONS"
 
 
 FETCH_HINT = (
@@ -27,6 +31,18 @@ FETCH_HINT = (
 def note_read(repo_id: str, revision: str | None = None, repo_type: str = "model") -> None:
     """Note that this process reads ``repo_id`` (for :func:`snapshots_read`)."""
     _READ[(repo_id, revision, repo_type)] = None
+
+
+def pinned(repo_id: str, repo_type: str = "model", environ=os.environ) -> str | None:
+    """The commit the run's fetch recorded for ``repo_id``, or None (not fetched, or no fetch record):
+    jobs read that snapshot, even if a later download moved the cache's default branch."""
+    path = environ.get(REVISIONS_ENV)
+    if not path or not os.path.isfile(path):
+        return None
+    for item in json.loads(Path(path).read_text())["fetched"]:
+        if (item["repo_id"], item["repo_type"]) == (repo_id, repo_type):
+            return item["commit"]
+    return None
 
 
 def offline() -> bool:

@@ -87,8 +87,9 @@ def load_splits(dataset: str, splits: list[str], column: str) -> dict[str, list]
     if not Path(dataset).exists() and is_hub_repo_id(dataset):
         # The fetched snapshot in the hub cache, else (online) the hub; offline and not cached: the
         # error names the dataset and the fetch. (datasets offline reads only its own cache.)
-        hub.require_cached(dataset, repo_type="dataset")
-        source = str(hub.cached_snapshot(dataset, repo_type="dataset") or dataset)
+        pinned = hub.pinned(dataset, "dataset")  # the commit the run's fetch recorded, if any
+        hub.require_cached(dataset, pinned, repo_type="dataset")
+        source = str(hub.cached_snapshot(dataset, pinned, repo_type="dataset") or dataset)
     out = {}
     for name in splits:
         data = datasets.load_dataset(source, split=name)

@@ -3,6 +3,9 @@ offline run gives, and the jobs' HF_HUB_OFFLINE. No hub here: nothing is downloa
 
 from __future__ import annotations
 
+import json
+import os
+
 import httpx
 import pytest
 from conftest import snakemake
@@ -120,3 +123,38 @@ def test_split_reads_a_fetched_dataset_from_the_hub_cache_offline(tmp_path, monk
     (tmp_path / "out.txt").write_text("x")
     built = record.build("split", [], [str(tmp_path / "out.txt")], {"dataset": "owner/prompts"})
     assert built["hub"]["datasets/owner/prompts"] == "c" * 40
+
+
+LOAD = """
+from sppo import hub, models
+
+config = {"revision": None, "trust_remote_code": False}
+print(type(models.load_tokenizer("owner/tiny", config)).__name__, hub.snapshots_read())
+"""
+
+
+def test_jobs_read_the_commit_the_fetch_recorded(tiny_model_dir, tmp_path):
+    """The cache's main branch has moved on to a commit without a tokenizer; with the fetch's record
+    the job loads the recorded commit, offline; without the record it gets main and fails."""
+    import shutil
+    import subprocess
+    import sys
+
+    repo = tmp_path / "hub" / "models--owner--tiny"
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / ("a" * 40))
+    (repo / "snapshots" / ("b" * 40)).mkdir()
+    shutil.copy(tiny_model_dir / "config.json", repo / "snapshots" / ("b" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("b" * 40)
+    record = tmp_path / "revisions.json"
+    item = {"repo_id": "owner/tiny", "repo_type": "model", "revision": None, "why": "model.base"}
+    record.write_text(json.dumps({"fetched": [{**item, "commit": "a" * 40}]}))
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    run = [sys.executable, "-c", LOAD]
+    pinned = subprocess.run(
+        run, env={**env, "SPPO_HUB_REVISIONS": str(record)}, capture_output=True, text=True
+    )
+    assert pinned.returncode == 0, pinned.stderr[-3000:]
+    assert pinned.stdout.split(" ", 1)[1].strip() == str({f"owner/tiny@{'a' * 40}": "a" * 40})
+    unpinned = subprocess.run(run, env=env, capture_output=True, text=True)
+    assert unpinned.returncode != 0 and "tokenizer" in unpinned.stderr  # main has no tokenizer files

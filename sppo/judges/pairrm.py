@@ -88,14 +88,15 @@ def checkpoint_dir(path: str) -> Path:
     in its own folder, so a cache filled by ``hf download`` or by the fetch would be ignored)."""
     if not is_hub_id(path):
         return Path(path)
-    hub.note_read(path)
-    cached = hub.cached_snapshot(path)
+    pinned = hub.pinned(path)  # the commit the run's fetch recorded, if any
+    hub.note_read(path, pinned)
+    cached = hub.cached_snapshot(path, pinned)
     if cached is not None:
         return cached
     from huggingface_hub.constants import HF_HUB_CACHE
 
     own = Path(HF_HUB_CACHE) / path
-    return own if own.is_dir() else hub.snapshot(path)
+    return own if own.is_dir() and pinned is None else hub.snapshot(path, pinned)
 
 
 def backbone_dir(checkpoint: Path) -> tuple[str, str]:
@@ -104,7 +105,7 @@ def backbone_dir(checkpoint: Path) -> tuple[str, str]:
     name = json.loads((checkpoint / "config.json").read_text())["model_name"]
     if Path(name).is_dir() or not is_hub_repo_id(name):
         return name, name
-    return name, str(hub.snapshot(name))
+    return name, str(hub.snapshot(name, hub.pinned(name)))
 
 
 def _load_checked(path: str, device: str, source_max_length: int, candidate_max_length: int):
