@@ -15,6 +15,7 @@ config = validate(config)  # fails before any job runs, naming the key
 
 
 include: "rules/common.smk"
+include: "rules/fetch.smk"
 include: "rules/basemodel.smk"
 include: "rules/split.smk"
 include: "rules/generate.smk"

@@ -2,6 +2,7 @@ import glob
 import os
 import shlex
 
+from sppo import fetch, gpujob, hub
 from sppo.config import variant_trains
 from sppo.io import dumps
 from sppo.judges import USES_GPU
@@ -24,6 +25,15 @@ put_interpreter_on_path(workflow.deployment_settings.deployment_method)
 WORKFLOW_DIR = os.path.dirname(str(workflow.current_basedir))  # rules/ → its parent
 SNAKEFILE = os.path.join(WORKFLOW_DIR, "Snakefile")
 os.environ[WORKFLOW_DIR_ENV] = WORKFLOW_DIR
+# Jobs' node-local caches and, for a local run, the GPUs its jobs share (sppo.gpujob). A SLURM job's
+# Snakemake (--mode remote) exports no pool: the job keeps the GPUs SLURM gave it.
+gpujob.export_settings(config, not workflow.remote_exec, ".snakemake/gpu-slots")
+# What the run reads from the hub (target fetch). Once it is fetched, the jobs read only the hub cache.
+FETCH_PLAN = fetch.plan(config)
+fetch.export_offline(FETCH_PLAN, config["hub_offline"])
+# Jobs read the commits the fetch recorded (sppo.hub.pinned), once there is a record.
+FETCH_RECORD = "results/fetch/revisions.json"
+os.environ[hub.REVISIONS_ENV] = os.path.abspath(FETCH_RECORD)
 ITERATIONS = config["iterations"]
 SHARDS = config["shards"]
 MODEL_ENV = "../envs/model.yaml"
@@ -263,10 +273,14 @@ def gpus(step):
 
 
 def gpu_resources(step):
-    """The resources gpu (see gpus) and tasks_per_gpu 0. The SLURM plugin (2.6) otherwise adds
-    --ntasks-per-gpu=1 to every GPU job: as many tasks, each with all the job's CPUs, as GPUs.
+    """The resources gpu (see gpus), tasks_per_gpu 0 and, for a GPU job, nodes 1.
+
+    The SLURM plugin (2.6) otherwise adds --ntasks-per-gpu=1 to every GPU job: as many tasks, each
+    with all the job's CPUs, as GPUs. And sbatch --gpus=N without --nodes may spread the N GPUs over
+    several nodes, where the plugin's one-node job step cannot start: nodes 1 gives --nodes=1.
     """
-    return {"gpu": gpus(step), "tasks_per_gpu": 0}
+    n = gpus(step)
+    return {"gpu": n, "tasks_per_gpu": 0, **({"nodes": 1} if n else {})}
 
 
 def train_resources():
@@ -280,6 +294,13 @@ def train_resources():
         return gpu_resources("train")
     extra = {"gres": f"gpu:{per_node}", "tasks_per_gpu": 0} if per_node else {}
     return {"nodes": nodes, "tasks": nodes, "mpi": "srun", **extra}
+
+
+def gpu_job_prefix(step):
+    """For a shell rule: the wrapper that gives the job its caches and GPUs (sppo.gpujob), or ""
+    without GPUs."""
+    n = gpus(step)
+    return f"python -m sppo.gpujob {n} -- " if n else ""
 
 
 def train_launcher():

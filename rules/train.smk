@@ -22,6 +22,7 @@ rule train:
         # Beside the Snakefile, whatever the working directory. A Path, which Snakemake leaves out
         # of its params check: a moved checkout reruns nothing.
         script=Path(WORKFLOW_DIR, "scripts", "train.py"),
+        gpu_job=gpu_job_prefix("train"),
         launcher=train_launcher(),
         model=parent_policy,
         settings=lambda wildcards: quoted_json(train_settings(wildcards)),
@@ -30,7 +31,7 @@ rule train:
         threads=config["threads"],
     # A shell rule, for its launcher. Process 0 writes the job's provenance record (sppo/train.py).
     shell:
-        "{params.launcher} {params.script:q} --pairs {input.pairs:q} --out {output.model:q}"
+        "{params.gpu_job}{params.launcher} {params.script:q} --pairs {input.pairs:q} --out {output.model:q}"
         " --launcher {params.launcher:q} --model {params.model:q} --settings {params.settings}"
         " --model-config {params.model_config} --seed {params.seed} --threads {params.threads}"
         " --log-file {log:q} --wildcard v={wildcards.v:q} --wildcard t={wildcards.t}"

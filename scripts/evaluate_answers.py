@@ -3,7 +3,7 @@
 from sppo import evaluate, generate, io, job, models
 
 snakemake = snakemake  # noqa: F821 (provided by Snakemake)
-log = job.start(snakemake.log[0], snakemake.threads)
+log = job.start(snakemake.log[0], snakemake.threads, gpus=snakemake.resources.gpu)
 
 settings = snakemake.params.settings
 prompts = io.read_jsonl(snakemake.input.prompts, required=["id", "prompt"])

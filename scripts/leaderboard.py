@@ -8,7 +8,7 @@ import lm_eval
 from sppo import io, job, leaderboard, models
 
 snakemake = snakemake  # noqa: F821 (provided by Snakemake)
-log = job.start(snakemake.log[0], snakemake.threads)
+log = job.start(snakemake.log[0], snakemake.threads, gpus=snakemake.resources.gpu)
 settings = snakemake.params.settings
 
 # Tasks first: an unknown name or an unreachable dataset fails before the model load and evaluation.

@@ -4,7 +4,7 @@ from sppo import io, job, rank
 from sppo.judges import load_judge
 
 snakemake = snakemake  # noqa: F821 (provided by Snakemake)
-log = job.start(snakemake.log[0], snakemake.threads)
+log = job.start(snakemake.log[0], snakemake.threads, gpus=snakemake.resources.gpu)
 
 judge = load_judge(snakemake.params.judge, "train")
 identity = judge.identity()  # hashes the judge's weights: once

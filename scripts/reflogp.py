@@ -3,7 +3,7 @@
 from sppo import io, job, models, reflogp
 
 snakemake = snakemake  # noqa: F821 (provided by Snakemake)
-log = job.start(snakemake.log[0], snakemake.threads)
+log = job.start(snakemake.log[0], snakemake.threads, gpus=snakemake.resources.gpu)
 
 settings = snakemake.params.settings
 model, tokenizer = models.load_policy(snakemake.params.model, snakemake.params.model_config)

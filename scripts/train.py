@@ -10,4 +10,5 @@ Options: python scripts/train.py --help; what it does: sppo/train.py.
 
 from sppo import train
 
-train.main()
+if __name__ == "__main__":  # not again in worker processes that import the main module (spawn)
+    train.main()

@@ -71,13 +71,13 @@ def requests(
 def generate_shard(model_path: str, model_config: dict, batches, settings: dict) -> list[dict]:
     """Rows {id, prompt, responses} (K responses each) for every prompt of the shard's batches."""
     vllm = require_vllm()
-    from sppo.models import load_tokenizer
+    from sppo.models import load_tokenizer, revision
 
     tokenizer = load_tokenizer(model_path, model_config)
     todo = requests(tokenizer, batches, settings)
     llm = vllm.LLM(
         model=model_path,
-        revision=model_config.get("revision"),
+        revision=revision(model_path, model_config),
         trust_remote_code=model_config["trust_remote_code"],
         dtype=model_config["dtype"],
         tensor_parallel_size=settings["tensor_parallel_size"],

@@ -12,14 +12,17 @@ import os
 import sys
 import time
 
+from sppo import gpujob
 from sppo.provenance.record import now
 
 _started: str | None = None
+_gpu_locks: list[int] = []
 
 
-def start(log_path: str, threads: int = 1) -> logging.Logger:
-    """Redirect stdout and stderr (of Python and of native code) to ``log_path``; set torch's threads."""
-    global _started
+def start(log_path: str, threads: int = 1, gpus: int = 0) -> logging.Logger:
+    """Redirect stdout and stderr (of Python and of native code) to ``log_path``; set torch's threads;
+    for a job with ``gpus``, node-local caches and, off SLURM, GPUs of its own (sppo.gpujob)."""
+    global _started, _gpu_locks
     _started = now()
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -40,6 +43,7 @@ def start(log_path: str, threads: int = 1) -> logging.Logger:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
+    _gpu_locks = gpujob.prepare(gpus)  # held until this process exits
     return logging.getLogger("sppo")
 
 

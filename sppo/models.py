@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
@@ -11,14 +12,34 @@ from sppo.imports import without_sklearn
 with without_sklearn():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from sppo import hub
 from sppo.devices import resolve_device, torch_dtype
+from sppo.io import is_hub_repo_id
 
 log = logging.getLogger(__name__)
 
 
+def is_hub_model(path: str) -> bool:
+    return not Path(path).exists() and is_hub_repo_id(path)
+
+
+def revision(path: str, model_config: dict) -> str | None:
+    """The revision to load: model.revision, else for a hub id the commit the run's fetch recorded."""
+    if model_config.get("revision") or not is_hub_model(path):
+        return model_config.get("revision")
+    return hub.pinned(path)
+
+
+def require_local(path: str, model_config: dict) -> None:
+    """A hub id must be cached when the hub is offline (sppo.hub): fail naming it and the fetch."""
+    if is_hub_model(path):
+        hub.require_cached(path, revision(path, model_config))
+
+
 def load_tokenizer(path: str, model_config: dict):
+    require_local(path, model_config)
     tokenizer = AutoTokenizer.from_pretrained(
-        path, revision=model_config.get("revision"), trust_remote_code=model_config["trust_remote_code"]
+        path, revision=revision(path, model_config), trust_remote_code=model_config["trust_remote_code"]
     )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -36,10 +57,11 @@ def load_model(path: str, model_config: dict, *, for_training: bool = False):
     """The causal LM at ``path``. For inference it goes to the configured device and dtype in eval
     mode; for training it stays in float32 and the Trainer places it (under ZeRO-3, create the
     TrainingArguments first, so that the weights are partitioned while loading)."""
+    require_local(path, model_config)
     dtype = torch.float32 if for_training else torch_dtype(model_config["dtype"])
     model = AutoModelForCausalLM.from_pretrained(
         path,
-        revision=model_config.get("revision"),
+        revision=revision(path, model_config),
         trust_remote_code=model_config["trust_remote_code"],
         dtype=dtype,
     )

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+from pathlib import Path
 
-from sppo.io import InputFileError, numbered_jsonl
+from sppo import hub
+from sppo.io import InputFileError, is_hub_repo_id, numbered_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +83,16 @@ def load_splits(dataset: str, splits: list[str], column: str) -> dict[str, list]
     """The ``column`` of each named split of a hub dataset or local dataset directory."""
     import datasets
 
+    source = dataset
+    if not Path(dataset).exists() and is_hub_repo_id(dataset):
+        # The fetched snapshot in the hub cache, else (online) the hub; offline and not cached: the
+        # error names the dataset and the fetch. (datasets offline reads only its own cache.)
+        pinned = hub.pinned(dataset, "dataset")  # the commit the run's fetch recorded, if any
+        hub.require_cached(dataset, pinned, repo_type="dataset")
+        source = str(hub.cached_snapshot(dataset, pinned, repo_type="dataset") or dataset)
     out = {}
     for name in splits:
-        data = datasets.load_dataset(dataset, split=name)
+        data = datasets.load_dataset(source, split=name)
         if column not in data.column_names:
             raise InputFileError(f"{dataset} split {name}: no column {column!r} (has {data.column_names})")
         out[name] = data[column]

@@ -175,3 +175,16 @@ def test_a_run_with_backend_vllm_but_no_vllm_fails_at_the_generate_job(workflow:
     assert proc.returncode != 0
     log = (workflow / "logs" / "generate" / "iter1" / "shard0.log").read_text()
     assert generate_vllm.MISSING in log
+
+
+@pytest.mark.parametrize("script", ["generate.py", "train.py"])
+def test_a_spawned_worker_does_not_run_the_script_again(script):
+    """vLLM (generate.py) and torch multiprocessing (train.py) may start workers with "spawn", which
+    import the main module again under the name __mp_main__: the script's body must not run then.
+    With no ``snakemake`` object and no arguments, running the body would fail at once."""
+    import runpy
+
+    path = Path(__file__).parents[1] / "scripts" / script
+    runpy.run_path(str(path), run_name="__mp_main__", init_globals={"snakemake": None})
+    with pytest.raises((AttributeError, SystemExit)):  # as the main module, the body runs
+        runpy.run_path(str(path), run_name="__main__", init_globals={"snakemake": None})

@@ -5,6 +5,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import hashlib  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -271,3 +274,71 @@ def test_marker_tokens_left_in_the_ids_are_refused(judge):
     with pytest.raises(ValueError, match="PairRM cannot read 'odd prompt'"):
         judge._check_markers(["odd prompt"], [ids], (1, None, 0, 0, 1))
     judge._check_markers(["fine"], [[t.cls_token_id, t.source_prefix_id, t.sep_token_id]], (1, None, 0, 0, 1))
+
+
+def _cache_repo(cache, repo_id: str, files: dict, revision: str) -> Path:
+    """Lay ``files`` (name → bytes) out as huggingface_hub's cache does: the snapshot folder of
+    ``revision`` under models--owner--name, and refs/main naming it."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    for name, data in files.items():
+        (snapshot / name).write_bytes(data)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot
+
+
+@pytest.fixture
+def hub_cache(checkpoint, tmp_path, monkeypatch):
+    """A hub cache holding the tiny PairRM as llm-blender/PairRM, whose config names its backbone by
+    hub id (microsoft/deberta-v3-large, as the real one does), and that backbone; the hub offline."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert Path(config["model_name"]).is_dir()  # the tiny checkpoint names a local backbone
+    config["model_name"] = "microsoft/deberta-v3-large"
+    ranker = {"config.json": json.dumps(config).encode()}
+    ranker["model.safetensors"] = (checkpoint / "model.safetensors").read_bytes()
+    _cache_repo(cache, "llm-blender/PairRM", ranker, "a" * 40)
+    backbone = {p.name: p.read_bytes() for p in (checkpoint / "backbone").iterdir() if p.is_file()}
+    _cache_repo(cache, "microsoft/deberta-v3-large", backbone, "b" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def test_pairrm_and_its_backbone_load_offline_from_the_hub_cache(hub_cache, judgement):
+    judge = PairRMJudge("llm-blender/PairRM", batch_size=7, **SETTINGS)  # as the fixture judge
+    assert judge.checkpoint == hub_cache / "models--llm-blender--PairRM" / "snapshots" / ("a" * 40)
+    assert judge.identity()["backbone"] == "microsoft/deberta-v3-large"
+    from sppo import hub
+
+    read = hub.snapshots_read()  # what the job's provenance record names
+    assert read["llm-blender/PairRM"] == "a" * 40 and read["microsoft/deberta-v3-large"] == "b" * 40
+    again = judge.judge(PROMPTS, CANDIDATES)
+    assert np.array_equal(again.scores, judgement.scores)  # the same weights and tokenizer: exact
+
+
+def test_backbone_missing_from_the_hub_cache_offline_is_named(hub_cache):
+    shutil.rmtree(hub_cache / "models--microsoft--deberta-v3-large")
+    with pytest.raises(FileNotFoundError, match=r"'microsoft/deberta-v3-large' is not in the .* hub cache"):
+        PairRMJudge("llm-blender/PairRM", **SETTINGS)
+
+
+def test_fetch_follows_pairrm_to_its_backbone(hub_cache):
+    """The fetch of llm-blender/PairRM also fetches the backbone its config.json names, and records the
+    commit of each (here from the cache: the hub is offline)."""
+    from sppo import fetch, hub
+
+    def from_cache(item):
+        return hub.snapshot(item["repo_id"], item["revision"], repo_type=item["repo_type"])
+
+    item = {"repo_id": "llm-blender/PairRM", "repo_type": "model", "revision": None}
+    item["why"] = "judge.pairrm.path"
+    records = fetch.fetch([item], download=from_cache)
+    assert [(r["repo_id"], r["why"], r["commit"]) for r in records] == [
+        ("llm-blender/PairRM", "judge.pairrm.path", "a" * 40),
+        ("microsoft/deberta-v3-large", "judge.pairrm.path → backbone", "b" * 40),
+    ]

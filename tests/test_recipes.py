@@ -37,11 +37,11 @@ ITER3_JOBS = {
 # rule: (gpu, threads, mem_mb, runtime in minutes at attempt 1) under profiles/slurm
 RESOURCES = {
     "generate": (1, 8, 64000, 480),
-    "rank": (1, 8, 32000, 240),
-    "reflogp": (1, 8, 64000, 240),
-    "train": (8, 64, 480000, 720),
-    "evaluate_answers": (1, 8, 64000, 240),
-    "evaluate": (1, 8, 32000, 60),
+    "rank": (1, 8, 32000, 60),
+    "reflogp": (1, 8, 64000, 120),
+    "train": (8, 64, 480000, 180),
+    "evaluate_answers": (1, 8, 64000, 120),
+    "evaluate": (1, 8, 32000, 30),
 }
 
 
@@ -171,7 +171,9 @@ def test_single_gpu_recipe_iter3_dag_runs_every_job_on_the_one_gpu(workflow, nam
     gpus = {j["rule"]: j["resources"].get("gpu") for j in jobs if j["rule"] in RESOURCES}
     assert set(gpus.values()) == {"1"}, gpus
     train = next(j for j in jobs if j["rule"] == "train")
-    assert train["shell"].startswith(f"python {workflow}/scripts/train.py "), train["shell"]
+    # through sppo.gpujob, which gives it a GPU of its own (CUDA_VISIBLE_DEVICES) and local caches
+    launch = f"python -m sppo.gpujob 1 -- python {workflow}/scripts/train.py "
+    assert train["shell"].startswith(launch), train["shell"]
 
 
 def test_zero3_config_is_the_references():
@@ -200,6 +202,7 @@ def test_recipe_iter3_dag_and_slurm_resources(workflow, name):
         gpu, threads, mem_mb, runtime = RESOURCES[job["rule"]]
         res = job["resources"]
         assert res["tasks_per_gpu"] == "0", job  # one task, whatever the GPU count (gpu_resources)
+        assert res["nodes"] == "1", job  # all of a job's GPUs on one node
         assert (int(res["gpu"]), job["threads"], int(res["mem_mb"]), int(res["runtime"])) == (
             gpu,
             threads,
@@ -308,12 +311,28 @@ def test_two_node_training_is_one_srun_torchrun_per_node(workflow):
     assert " --cpus-per-task=64" in flags
 
 
-def test_one_node_training_asks_for_all_its_gpus():
-    flags = sbatch_flags(FakeJob(64, gpu=8, tasks_per_gpu=0))  # what gpu_resources gives every GPU job
-    assert " --gpus=8" in flags and " --cpus-per-task=64" in flags
-    assert "--ntasks-per-gpu" not in flags and "--nodes" not in flags
+def test_one_node_training_asks_for_all_its_gpus_on_one_node():
+    flags = sbatch_flags(FakeJob(64, gpu=8, tasks_per_gpu=0, nodes=1))  # what gpu_resources gives
+    assert " --gpus=8" in flags and " --cpus-per-task=64" in flags and " --nodes=1" in flags
+    assert "--ntasks-per-gpu" not in flags
+    # without nodes 1 sbatch may spread the 8 GPUs over several nodes
+    assert "--nodes" not in sbatch_flags(FakeJob(64, gpu=8, tasks_per_gpu=0))
     # without tasks_per_gpu 0 the plugin would ask for one task (with all 64 CPUs) per GPU
     assert " --ntasks-per-gpu=1" in sbatch_flags(FakeJob(64, gpu=8))
+
+
+def test_every_gpu_job_of_a_recipe_gets_sbatch_nodes_1(workflow):
+    """The plugin's own sbatch command line for each GPU job of the flagship recipe's iteration 1, from
+    the resources the dry run gives it."""
+    args = ("--profile", "profiles/slurm", "--configfile", "config/recipes/gemma-2-9b-it.yaml")
+    proc = snakemake(workflow, "iter1", *args, "--cores", "1024", "-n")
+    jobs = [j for j in dry_run_jobs(proc.stdout + proc.stderr) if j["resources"].get("gpu", "0") != "0"]
+    gpu_rules = {"generate", "rank", "reflogp", "train", "evaluate_answers", "evaluate"}
+    assert {j["rule"] for j in jobs} == gpu_rules
+    for j in jobs:
+        res = {k: int(v) for k, v in j["resources"].items() if k in ("gpu", "tasks_per_gpu", "nodes")}
+        flags = sbatch_flags(FakeJob(j["threads"], **res))
+        assert f" --gpus={res['gpu']}" in flags and " --nodes=1" in flags, (j["rule"], flags)
 
 
 def test_global_batch_must_fit_every_process_of_every_node():
@@ -321,3 +340,21 @@ def test_global_batch_must_fit_every_process_of_every_node():
     config["train"]["nodes"] = 3
     with pytest.raises(ValueError, match=r"train.global_batch_size: 64 is not a multiple of .* = 96"):
         validate(config)
+
+
+def test_slurm_profile_names_the_pinned_plugin_version():
+    pin = re.search(r'"snakemake-executor-plugin-slurm==([\d.]+)"', (REPO / "pyproject.toml").read_text())
+    header = (REPO / "profiles" / "slurm" / "config.yaml").read_text().splitlines()[0]
+    assert f"snakemake-executor-plugin-slurm {pin.group(1)}," in header, header
+
+
+def test_slurm_runtimes_stay_under_a_day_on_every_attempt():
+    """Each rule's runtime (a Python expression of the attempt, as Snakemake evaluates it) for the
+    first try and both retries (retries: 2) is at most 1440 minutes, under common MaxTime values."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["retries"] == 2
+    for rule, res in profile["set-resources"].items():
+        minutes = [eval(str(res["runtime"]), {"min": min}, {"attempt": a}) for a in (1, 2, 3)]
+        assert minutes == sorted(minutes) and max(minutes) <= 1440, (rule, minutes)
+    train = profile["set-resources"]["train"]["runtime"]
+    assert [eval(train, {"min": min}, {"attempt": a}) for a in (1, 2, 3)] == [180, 360, 540]

@@ -35,12 +35,15 @@ llm-blender does with ``[SEP]``, and counts the texts under ``prefix_tokens_repl
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from sppo import hub
 from sppo.devices import resolve_device, torch_dtype
+from sppo.io import is_hub_repo_id
 from sppo.judges import pairrm_compat
 from sppo.judges.base import Judge, Judgement, scores_from_logits
 from sppo.judges.model_judge import (
@@ -57,8 +60,9 @@ from sppo.provenance.hashing import file_sha256
 WEIGHT_NAMES = ("pytorch_model.bin", "model.safetensors")
 
 
-def _load_blender(path: str, device: str, source_max_length: int, candidate_max_length: int):
-    """A Blender holding the ranker at ``path`` (a directory, or a hub id that loadranker fetches).
+def _load_blender(path, device: str, source_max_length: int, candidate_max_length: int, backbone: str):
+    """A Blender holding the ranker in the directory ``path``, its backbone read from ``backbone`` (a
+    directory; it replaces the config's ``model_name``).
 
     fp16=False: on cuda, loadranker would otherwise cast the float32 weights to float16
     (RankerConfig.fp16 defaults to true), and casting back to the configured dtype would not restore them."""
@@ -67,24 +71,55 @@ def _load_blender(path: str, device: str, source_max_length: int, candidate_max_
 
     blender = Blender(BlenderConfig(device=device, use_tqdm=False))
     blender.loadranker(
-        path,
+        str(path),
         device=device,
         source_maxlength=source_max_length,
         candidate_maxlength=candidate_max_length,
         fp16=False,
+        model_name=str(backbone),
     )
     return blender
 
 
-def _load_checked(path: str, device: str, source_max_length: int, candidate_max_length: int):
-    """:func:`_load_blender` after checking a local ``path``; any failure names ``path``."""
+def checkpoint_dir(path: str) -> Path:
+    """The local folder of the ranker ``path``: a directory as given; a hub id's snapshot in the
+    standard hub cache (``models--llm-blender--PairRM/snapshots/<commit>``), else llm-blender's own
+    folder ``$HF_HUB_CACHE/<id>``, else a download into the hub cache (llm-blender itself looks only
+    in its own folder, so a cache filled by ``hf download`` or by the fetch would be ignored)."""
     if not is_hub_id(path):
-        check_checkpoint_dir(path, WEIGHT_NAMES)
-        return _load_blender(path, device, source_max_length, candidate_max_length)
+        return Path(path)
+    pinned = hub.pinned(path)  # the commit the run's fetch recorded, if any
+    hub.note_read(path, pinned)
+    cached = hub.cached_snapshot(path, pinned)
+    if cached is not None:
+        return cached
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    own = Path(HF_HUB_CACHE) / path
+    return own if own.is_dir() and pinned is None else hub.snapshot(path, pinned)
+
+
+def backbone_dir(checkpoint: Path) -> tuple[str, str]:
+    """The backbone named in the ranker's config.json (``model_name``), and its local folder: a
+    directory as given, a hub id (PairRM's: microsoft/deberta-v3-large) through the hub cache."""
+    name = json.loads((checkpoint / "config.json").read_text())["model_name"]
+    if Path(name).is_dir() or not is_hub_repo_id(name):
+        return name, name
+    return name, str(hub.snapshot(name, hub.pinned(name)))
+
+
+def _load_checked(path: str, device: str, source_max_length: int, candidate_max_length: int):
+    """:func:`_load_blender` of ``path`` (a directory or hub id) with both ranker and backbone resolved
+    to local folders first; any failure names ``path``. Returns the Blender and the backbone's name."""
     try:
-        return _load_blender(path, device, source_max_length, candidate_max_length)
+        directory = checkpoint_dir(path)
+        check_checkpoint_dir(directory, WEIGHT_NAMES)
+        name, backbone = backbone_dir(directory)
     except Exception as e:
-        raise hub_error(path, e) from e
+        if not is_hub_id(path):
+            raise
+        raise hub_error(path, e) from e  # not cached, and the hub refused or could not be reached
+    return _load_blender(directory, device, source_max_length, candidate_max_length, backbone), name
 
 
 class PairRMJudge(Judge):
@@ -108,12 +143,13 @@ class PairRMJudge(Judge):
         self.device = resolve_device(device)
         self.source_max_length = source_max_length
         self.candidate_max_length = candidate_max_length
-        blender = _load_checked(self.path, self.device, source_max_length, candidate_max_length)
+        blender, self.backbone = _load_checked(
+            self.path, self.device, source_max_length, candidate_max_length
+        )
         self.ranker = blender.ranker.to(self.torch_dtype)
         self.collator = blender.ranker_collator
         self.tokenizer = blender.ranker_tokenizer
         self.checkpoint = Path(blender.ranker_config.load_checkpoint)
-        self.backbone = blender.ranker_config.model_name
         if self.collator.mannually_add_sep_token:  # llm-blender's spelling
             raise ValueError(
                 f"judge checkpoint {self.path!r}: its tokenizer does not add [CLS]/[SEP] itself; only "

@@ -19,6 +19,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sppo import hub
 from sppo.io import dumps, write_json
 from sppo.provenance import hashing
 from sppo.provenance.code import code_version
@@ -166,6 +167,7 @@ def build(
         "code": code_version(rule),
         "software": software(),
         "host": host(),
+        "hub": hub.snapshots_read(),  # the commit of each hub model or dataset the job read
         "threads": threads,
         "started": started,
         "finished": now(),
