@@ -163,6 +163,7 @@ def answer_settings():
         "backend",
         "tensor_parallel_size",
         "gpu_memory_utilization",
+        "batch_invariant",
         "long_prompts",
     )
     keys = ("max_new_tokens", "temperature", "top_p", "batch_size")

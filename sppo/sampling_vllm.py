@@ -2,9 +2,12 @@
 
 Every (prompt, sample k) pair is one vLLM request with n = 1 and its own seed,
 ``batch_seed(sample_seeds[k], row)``, where row is the prompt's position in the iteration part. So
-sample k keeps the reference's per-sample seed (50·k by default), and no response depends on the
-shards or on how vLLM batches requests. (One request per prompt with n = K would draw all K
-samples from one seed.) vLLM shares the prompt's KV cache between its K requests (prefix caching).
+sample k keeps the reference's per-sample seed (50·k by default), and no seed depends on the shards.
+(One request per prompt with n = K would draw all K samples from one seed.) vLLM shares the prompt's
+KV cache between its K requests (prefix caching). The same seed does not make the same response
+wherever the request lands: vLLM's batched kernels round differently with the batch's size and
+make-up, which another shard count changes, and vLLM promises batch-independent outputs only in
+its batch-invariant mode (``VLLM_BATCH_INVARIANT=1``, set by ``generate.batch_invariant``).
 
 Prompts are rendered with the chat template as in the transformers backend and handed over as
 token ids, so vLLM adds no second BOS. The rows have the transformers backend's format
@@ -16,6 +19,7 @@ when generation runs: the workflow, its tests and dry runs do not need it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from sppo.chat import render_prompt
@@ -74,6 +78,8 @@ def requests(
 
 def generate_shard(model_path: str, model_config: dict, batches, settings: dict) -> list[dict]:
     """Rows {id, prompt, responses, finish_reasons} (K each) for every prompt of the shard's batches."""
+    if settings["batch_invariant"]:
+        os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vllm and its engine processes: set first
     vllm = require_vllm()
     from sppo.models import load_tokenizer
 

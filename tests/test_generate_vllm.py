@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -34,9 +35,10 @@ SETTINGS = {
     "batch_size": 4,
     "tensor_parallel_size": 2,
     "gpu_memory_utilization": 0.8,
+    "batch_invariant": False,
 }
 MODEL_CONFIG = {"dtype": "bfloat16", "device": "auto", "trust_remote_code": False, "revision": None}
-BACKEND = {"backend": "vllm", "long_prompts": "drop"}
+BACKEND = {"backend": "vllm", "long_prompts": "drop", "batch_invariant": False}
 PROMPTS = [{"id": f"p{i}", "prompt": f"Question number {i}?"} for i in range(10)]
 
 
@@ -118,6 +120,7 @@ class FakeLLM:
                 f"EngineArgs.__init__() got unexpected keyword arguments {set(kwargs) - ENGINE_ARGS}"
             )
         FakeLLM.made = {
+            "VLLM_BATCH_INVARIANT": os.environ.get("VLLM_BATCH_INVARIANT"),
             "model": model,
             "trust_remote_code": trust_remote_code,
             "tensor_parallel_size": tensor_parallel_size,
@@ -239,6 +242,17 @@ def test_evaluation_answers_use_the_vllm_backend(fake_vllm, tiny_model_dir):
         r["finish_reason"] == "length" for r in rows
     )
     assert FakeLLM.made["gpu_memory_utilization"] == 0.5
+
+
+def test_batch_invariant_mode_is_switched_on_before_vllm_starts(fake_vllm, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("VLLM_BATCH_INVARIANT", "0")  # restored after the test
+    batches = generate.shard_rows(PROMPTS, 0, 1, SETTINGS["batch_size"])
+    sampling_vllm.generate_shard(str(tiny_model_dir), MODEL_CONFIG, batches, SETTINGS)
+    assert FakeLLM.made["VLLM_BATCH_INVARIANT"] == "0"  # off: the environment is left as it was
+    sampling_vllm.generate_shard(
+        str(tiny_model_dir), MODEL_CONFIG, batches, {**SETTINGS, "batch_invariant": True}
+    )
+    assert FakeLLM.made["VLLM_BATCH_INVARIANT"] == "1"
 
 
 def test_missing_vllm_is_a_clear_error(monkeypatch):
