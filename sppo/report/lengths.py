@@ -30,6 +30,13 @@ COLUMNS = [
     "prompts_dropped",
 ]
 
+# The shares of the K samples cut, as the right panel draws them: column, marker, line style, legend.
+CUTS = [
+    ("cut_by_generation", "^", "--", "cut by max_new_tokens"),
+    ("cut_by_train", "o", "-", "cut by train limits"),
+    ("cut_by_judge", "s", ":", "cut by judge"),
+]
+
 
 def measure(rows: list[dict], tokenizer, train: dict, judge_cut: int | None, stats: list[dict]) -> dict:
     """Length statistics of the responses of ``rows`` ({prompt, responses, finish_reasons}); ``judge_cut``
@@ -98,29 +105,15 @@ def plot(df: pd.DataFrame, path: str) -> None:
                 rows["iteration"], rows["mean_chars"], linestyle=style, marker="o", color=colour[variant]
             )
         rows = part[part["responses"] == "samples"]
-        axes[2].plot(
-            rows["iteration"],
-            rows["cut_by_generation"],
-            marker="^",
-            linestyle="--",
-            color=colour[variant],
-            label=label(variant, "cut by max_new_tokens"),
-        )
-        axes[2].plot(
-            rows["iteration"],
-            rows["cut_by_train"],
-            marker="o",
-            color=colour[variant],
-            label=label(variant, "cut by train limits"),
-        )
-        axes[2].plot(
-            rows["iteration"],
-            rows["cut_by_judge"],
-            marker="s",
-            linestyle=":",
-            color=colour[variant],
-            label=label(variant, "cut by judge"),
-        )
+        for column, marker, style, what in CUTS:
+            axes[2].plot(
+                rows["iteration"],
+                rows[column],
+                marker=marker,
+                linestyle=style,
+                color=colour[variant],
+                label=label(variant, what),
+            )
     axes[0].set_ylabel("mean length (tokens)")
     axes[1].set_ylabel("mean length (characters)")
     axes[2].set_ylabel("share of K samples cut")
