@@ -79,9 +79,9 @@ def prompt_tokens(tokenizer, prompt: str) -> int:
 
 
 def cut_prompt(tokenizer, prompt: str, limit: int) -> str | None:
-    """The longest end of ``prompt`` whose rendered tokens are at most ``limit``, or None where even
-    the template alone does not fit. Cuts at token boundaries of the text on its own and re-checks
-    the rendered result (tokens may merge differently at the cut)."""
+    """An end of ``prompt`` whose rendered tokens are at most ``limit`` (as long as that allows, to
+    within the few tokens that merge differently at the cut), or None where even the template alone
+    does not fit. Cuts at token boundaries of the text on its own and re-checks the rendered result."""
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     keep = len(ids) - (prompt_tokens(tokenizer, prompt) - limit)
     while keep > 0:

@@ -4,8 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import snakemake, write_config
 
-from sppo import winprob
+from sppo import io, winprob
 
 
 def sig(x):
@@ -135,3 +136,19 @@ def test_drop_truncated_with_the_judge_matrix():
     rates = [(0.5 + sig(1) + sig(2)) / 3, (sig(-1) + 0.5 + sig(3)) / 3, (sig(-2) + sig(-3) + 0.5) / 3]
     assert out["win_rates"] == pytest.approx(rates, abs=1e-12)
     assert (out["chosen_index"], out["rejected_index"]) == (1, 3)
+
+
+def test_drop_truncated_in_the_default_run(copy_run):
+    """The default run (32 new tokens from a random tiny model) cuts most samples; with
+    winprob.drop_truncated only the prompts with two complete samples give a pair, of those alone."""
+    run = copy_run()
+    write_config(run, {"winprob": {"drop_truncated": True}})
+    snakemake(run, "results/iter1/winprob/pairs.jsonl")
+    ranked = [row for s in range(2) for row in io.read_jsonl(run / f"results/iter1/rank/shard{s}.jsonl")]
+    pairs = io.read_jsonl(run / "results/iter1/winprob/pairs.jsonl")
+    complete = {row["id"]: winprob.complete(row) for row in ranked}
+    assert [p["id"] for p in pairs] == [r["id"] for r in ranked if len(complete[r["id"]]) >= 2]
+    assert 0 < len(pairs) < len(ranked)  # some prompts are left without a pair, not all
+    for p in pairs:
+        assert p["response_indices"] == complete[p["id"]]
+        assert {p["chosen_index"], p["rejected_index"]} <= set(complete[p["id"]])
