@@ -99,7 +99,7 @@ def fit_batches(
     """``batches`` with every prompt whose rendered tokens + ``budget`` exceed ``context`` cut or
     dropped (``rule``: see the module docstring), and the counts. A dropped prompt leaves None in its
     batch, so no other prompt's position (and seed) moves."""
-    stats = {"prompts": 0, "cut": 0, "dropped": 0, "context": context, "budget": budget, "rule": rule}
+    stats = {"prompts": 0, "cut": 0, "dropped": 0, "context": context, "budget": budget, "long_prompts": rule}
     if rule not in LONG_PROMPTS:
         raise ValueError(f"generate.long_prompts: {rule!r} is none of {LONG_PROMPTS}")
     if context is None:

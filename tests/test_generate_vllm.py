@@ -209,7 +209,7 @@ def test_a_prompt_longer_than_the_context_does_not_fail_the_shard(fake_vllm, tin
         "dropped": 1,
         "context": context,
         "budget": 16,
-        "rule": "drop",
+        "long_prompts": "drop",
         "responses": 4 * 3,
         "responses_cut": cut,
     }
