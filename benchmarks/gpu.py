@@ -216,7 +216,7 @@ def transformers_generate(name: str, shape: dict, args, device: torch.device) ->
 
 def vllm_generate(name: str, shape: dict, args) -> dict:
     """Tokens/s of vLLM with dummy weights: K requests per prompt, each with its own seed (as
-    sppo.generate_vllm sends them), prompts given as token ids."""
+    sppo.sampling_vllm sends them), prompts given as token ids."""
     import vllm
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -166,9 +166,20 @@ def reflogp_settings(wildcards):
 
 
 def answer_settings():
-    """The evaluate keys that shape π_t's answers (not the bootstrap, which only the metrics use)."""
+    """The evaluate keys that shape π_t's answers (not the bootstrap, which only the metrics use),
+    and the generate keys of the run's generation backend, which writes the answers too.
+    """
+    backend = (
+        "backend",
+        "tensor_parallel_size",
+        "gpu_memory_utilization",
+        "batch_invariant",
+        "long_prompts",
+    )
     keys = ("max_new_tokens", "temperature", "top_p", "batch_size")
-    return {key: config["evaluate"][key] for key in keys}
+    return {key: config["generate"][key] for key in backend} | {
+        key: config["evaluate"][key] for key in keys
+    }
 
 
 def evaluations(n, pattern):

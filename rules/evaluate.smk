@@ -5,6 +5,7 @@ rule evaluate_answers:
     output:
         answers="results/{v}iter{t}/evaluate/answers.jsonl",
         alpaca_eval="results/{v}iter{t}/evaluate/alpaca_eval.json",
+        stats="results/{v}iter{t}/evaluate/answers.stats.json",
     log:
         "logs/evaluate/{v}iter{t}/answers.log",
     benchmark:

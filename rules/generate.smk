@@ -3,7 +3,8 @@ rule generate:
         prompts="results/split/iter{t}.jsonl",
         model=parent_policy_files,
     output:
-        "results/{v}iter{t}/generate/shard{s}.jsonl",
+        samples="results/{v}iter{t}/generate/shard{s}.jsonl",
+        stats="results/{v}iter{t}/generate/shard{s}.stats.json",
     log:
         "logs/generate/{v}iter{t}/shard{s}.log",
     benchmark:

@@ -65,6 +65,15 @@ rule report_lengths:
                 s=range(SHARDS),
             )
         ],
+        generated_stats=[
+            path
+            for v, t in trained()
+            for path in expand(
+                "{samples}/generate/shard{s}.stats.json",
+                samples=samples_dir(t, v),
+                s=range(SHARDS),
+            )
+        ],
         judged=[
             path
             for v, t in trained()
@@ -75,6 +84,9 @@ rule report_lengths:
             )
         ],
         answers=evaluations(ITERATIONS, "results/{v}iter{t}/evaluate/answers.jsonl"),
+        answer_stats=evaluations(
+            ITERATIONS, "results/{v}iter{t}/evaluate/answers.stats.json"
+        ),
         tokenizer=policy_files(0),
     output:
         table="results/summary/lengths.tsv",

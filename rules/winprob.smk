@@ -11,5 +11,6 @@ rule winprob:
         DATA_ENV
     params:
         source=config["winprob"]["source"],
+        drop_truncated=config["winprob"]["drop_truncated"],
     script:
         "../scripts/winprob.py"

@@ -1,20 +1,25 @@
-"""π_t answers every held-out prompt once. Run by rule evaluate_answers."""
+"""π_t answers every held-out prompt once, with the run's generation backend. Run by rule
+evaluate_answers (`script:`); the body runs only as the main module, as in scripts/generate.py,
+because vLLM may spawn workers that import the main module again."""
 
-from sppo import evaluate, generate, io, job, models
+from sppo import evaluate, io, job
 
-snakemake = snakemake  # noqa: F821 (provided by Snakemake)
-log = job.start(snakemake.log[0], snakemake.threads, gpus=snakemake.resources.gpu)
 
-settings = snakemake.params.settings
-prompts = io.read_jsonl(snakemake.input.prompts, required=["id", "prompt"])
-model, tokenizer = models.load_policy(snakemake.params.model, snakemake.params.model_config)
-# One sample per prompt, drawn as the generate stage draws sample k, with the run's seed.
-one_sample = {**settings, "k": 1, "sample_seeds": [snakemake.params.seed]}
-batches = generate.shard_rows(prompts, 0, 1, settings["batch_size"])
-rows = [
-    {"id": r["id"], "prompt": r["prompt"], "output": r["responses"][0]}
-    for r in generate.generate_shard(model, tokenizer, batches, one_sample)
-]
-io.write_jsonl(snakemake.output.answers, rows)
-io.write_json(snakemake.output.alpaca_eval, evaluate.alpaca_eval_outputs(rows, snakemake.params.name))
-job.finish(snakemake)
+def main(snakemake) -> None:
+    job.start(snakemake.log[0], snakemake.threads, gpus=snakemake.resources.gpu)
+    prompts = io.read_jsonl(snakemake.input.prompts, required=["id", "prompt"])
+    rows, stats = evaluate.answer(
+        snakemake.params.model,
+        snakemake.params.model_config,
+        prompts,
+        snakemake.params.settings,
+        snakemake.params.seed,
+    )
+    io.write_jsonl(snakemake.output.answers, rows)
+    io.write_json(snakemake.output.alpaca_eval, evaluate.alpaca_eval_outputs(rows, snakemake.params.name))
+    io.write_json(snakemake.output.stats, stats)
+    job.finish(snakemake)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (provided by Snakemake)

@@ -5,27 +5,22 @@ which imports the main module again (as ``__mp_main__``) in every worker, and Sn
 file as the main module of its own ``python`` process.
 """
 
-from sppo import generate, io, job, models
+from sppo import generate, io, job
 
 
 def main(snakemake) -> None:
-    log = job.start(snakemake.log[0], snakemake.threads, gpus=snakemake.resources.gpu)
-    settings = snakemake.params.settings
+    job.start(snakemake.log[0], snakemake.threads, gpus=snakemake.resources.gpu)
     prompts = io.read_jsonl(snakemake.input.prompts, required=["id", "prompt"])
-    batches = generate.shard_rows(
-        prompts, int(snakemake.wildcards.s), snakemake.params.shards, settings["batch_size"]
+    rows, stats = generate.respond(
+        snakemake.params.model,
+        snakemake.params.model_config,
+        prompts,
+        int(snakemake.wildcards.s),
+        snakemake.params.shards,
+        snakemake.params.settings,
     )
-    if settings["backend"] == "vllm":
-        from sppo import generate_vllm
-
-        rows = generate_vllm.generate_shard(
-            snakemake.params.model, snakemake.params.model_config, batches, settings
-        )
-    else:
-        model, tokenizer = models.load_policy(snakemake.params.model, snakemake.params.model_config)
-        rows = generate.generate_shard(model, tokenizer, batches, settings)
-    log.info("%d responses", len(rows))
-    io.write_jsonl(snakemake.output[0], rows)
+    io.write_jsonl(snakemake.output.samples, rows)
+    io.write_json(snakemake.output.stats, stats)
     job.finish(snakemake)
 
 

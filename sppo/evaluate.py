@@ -20,7 +20,7 @@ from unittest import mock
 
 import numpy as np
 
-from sppo import job
+from sppo import job, sampling
 from sppo.judges import Judge
 from sppo.winprob import sigmoid
 
@@ -135,6 +135,26 @@ def metrics(annotations: list[dict], *, judge: dict, bootstrap_samples: int, see
     }
     log.info("win rate %.3f [%.3f, %.3f] over %d prompts", result["win_rate"], low, high, len(p))
     return result
+
+
+def answer(
+    model_path: str, model_config: dict, prompts: list[dict], settings: dict, seed: int
+) -> tuple[list[dict], dict]:
+    """π_t's answer to each held-out prompt, {id, prompt, output, finish_reason}, and the counts of
+    prompts and answers cut (:func:`sppo.sampling.respond`). One sample per prompt, drawn with the
+    run's backend as generate draws sample k, with the run's ``seed``; ``settings`` the evaluate
+    sampling keys and the generate backend keys."""
+    one_sample = {**settings, "k": 1, "sample_seeds": [seed]}
+    rows, stats = sampling.respond(model_path, model_config, prompts, 0, 1, one_sample)
+    return [
+        {
+            "id": r["id"],
+            "prompt": r["prompt"],
+            "output": r["responses"][0],
+            "finish_reason": r["finish_reasons"][0],
+        }
+        for r in rows
+    ], stats
 
 
 def alpaca_eval_outputs(rows: list[dict], generator: str) -> list[dict]:

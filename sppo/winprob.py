@@ -10,11 +10,20 @@ With ``source: matrix`` the pairwise matrix comes from the judge's own logits in
 P_ij = σ((M_ij − M_ji) / 2), the probability the judge itself gives for the ordered pair
 (the reference's σ(s_i − s_j) mixes in every other candidate through the scores' means), and
 chosen and rejected are the responses with the highest and lowest P̂.
+
+With ``winprob.drop_truncated`` the responses cut at the length limit (finish reason "length") are
+left out first, as if never drawn: all of the above runs on the complete responses C alone (P̂ is
+the mean over C), and a prompt with |C| < 2 gives no pair. ``chosen_index``/``rejected_index`` stay
+positions among the K samples; ``responses`` and ``win_rates`` list C's (``response_indices``).
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -31,6 +40,30 @@ def from_logits(logits) -> np.ndarray:
     """P_ij = σ((M_ij − M_ji) / 2); the diagonal is 0.5."""
     m = np.asarray(logits, dtype=np.float64)
     return sigmoid((m - m.T) / 2.0)
+
+
+def complete(row: dict) -> list[int]:
+    """Positions of the responses of ``row`` that were not cut at the length limit."""
+    return [i for i, reason in enumerate(row["finish_reasons"]) if reason != "length"]
+
+
+def pair_complete(row: dict, source: str = "scores") -> dict | None:
+    """:func:`pair` of ``row``'s complete responses only (None where fewer than two are complete),
+    its indices those among the K samples."""
+    kept = complete(row)
+    if len(kept) < 2:
+        return None
+    logits = np.asarray(row["logits"], dtype=np.float64)[np.ix_(kept, kept)]
+    sub = {
+        **row,
+        "responses": [row["responses"][i] for i in kept],
+        "scores": [row["scores"][i] for i in kept],
+        "logits": logits.tolist(),
+    }
+    out = pair(sub, source)
+    out["chosen_index"], out["rejected_index"] = kept[out["chosen_index"]], kept[out["rejected_index"]]
+    out["response_indices"] = kept
+    return out
 
 
 def pair(row: dict, source: str = "scores") -> dict:
@@ -56,3 +89,23 @@ def pair(row: dict, source: str = "scores") -> dict:
         "win_rates": win_rate.tolist(),
         "probs": probs.tolist(),
     }
+
+
+def pairs(ranked: list[dict], source: str = "scores", drop_truncated: bool = False) -> list[dict]:
+    """The pairs of an iteration's ranked rows: :func:`pair` of each, or with ``drop_truncated``
+    :func:`pair_complete` of each that has two complete responses (an error where none has)."""
+    if not drop_truncated:
+        return [pair(row, source) for row in ranked]
+    out = [p for p in (pair_complete(row, source) for row in ranked) if p is not None]
+    log.info(
+        "winprob.drop_truncated: %d responses cut at the length limit left out; %d prompts with fewer "
+        "than two complete responses give no pair",
+        sum(len(row["responses"]) - len(complete(row)) for row in ranked),
+        len(ranked) - len(out),
+    )
+    if ranked and not out:
+        raise ValueError(
+            "winprob.drop_truncated: no prompt has two complete responses, so there is no pair to "
+            "train on; raise generate.max_new_tokens or set winprob.drop_truncated: false"
+        )
+    return out

@@ -88,6 +88,8 @@ def test_every_schema_key_has_default_and_description():
         ({"train": {"stop_epochs": 3, "schedule_epochs": 1}}, "config key train.stop_epochs"),
         ({"generate": {"sample_seeds": [1, 2]}}, "config key generate.sample_seeds: has 2 seeds"),
         ({"judge": {"train": "gpt"}}, "config key judge.train"),
+        ({"generate": {"long_prompts": "skip"}}, "config key generate.long_prompts"),
+        ({"winprob": {"drop_truncated": "yes"}}, "config key winprob.drop_truncated"),
         ({"model": {"trust_remote_code": "yes"}}, "config key model.trust_remote_code"),
         ({"train": {"eta": float("nan")}}, "config key train.eta: nan is not a finite number"),
         ({"train": {"learning_rate": float("inf")}}, "config key train.learning_rate: inf is not a finite"),

@@ -11,9 +11,10 @@ import socket
 
 import pandas as pd
 import pytest
-from conftest import missing_service, scheduled_jobs, snakemake, write_config
+from conftest import CPU_MODEL_CONFIG, missing_service, scheduled_jobs, snakemake, write_config
 
-from sppo.report import resources, runcard, samples, training
+from sppo import io, models
+from sppo.report import lengths, resources, runcard, samples, training
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CATEGORIES = ["Summary", "Training", "Distributions", "Lengths", "Resources", "Samples", "Run card"]
@@ -109,6 +110,29 @@ def test_run_card_groups_the_recorded_machines_and_shows_a_failed_audit():
     assert "FAILED (exit status 1)" in page and "results/x: stale" in page
 
 
+def test_lengths_count_samples_cut_by_generation_and_prompts_fitted(tiny_model_dir, tmp_path):
+    tokenizer = models.load_tokenizer(str(tiny_model_dir), CPU_MODEL_CONFIG)
+    rows = [
+        {"prompt": "Hi", "responses": ["a b", "c"], "finish_reasons": ["length", "stop"]},
+        {"prompt": "Yo", "responses": ["d", "e f g"], "finish_reasons": ["stop", "stop"]},
+    ]
+    io.write_jsonl(tmp_path / "shard0.jsonl", rows)
+    io.write_json(tmp_path / "shard0.judge.json", {"truncated": {}})
+    for s, (cut, dropped) in enumerate([(1, 2), (0, 1)]):
+        io.write_json(tmp_path / f"shard{s}.stats.json", {"cut": cut, "dropped": dropped})
+    train = {"max_length": 256, "max_prompt_length": 192, "truncation": "pair"}
+    measured = lengths.samples(
+        [tmp_path / "shard0.jsonl"],
+        [tmp_path / "shard0.judge.json"],
+        [tmp_path / "shard0.stats.json", tmp_path / "shard1.stats.json"],
+        tokenizer,
+        train,
+    )
+    # one of four responses reached max_new_tokens; prompts: 1 cut, 2 + 1 dropped over the shards
+    assert measured["cut_by_generation"] == 0.25 and measured["n"] == 4
+    assert (measured["prompts_cut"], measured["prompts_dropped"]) == (1, 3)
+
+
 def test_report_files_of_the_default_run(finished_run):
     summary = finished_run / "results/summary"
     for name in [f for figures in FIGURES.values() for f in figures]:
@@ -144,6 +168,18 @@ def test_report_files_of_the_default_run(finished_run):
     assert (lengths["mean_tokens"] > 0).all() and (lengths["mean_chars"] > 0).all()
     assert (lengths.loc[:2, "cut_by_judge"].astype(float) == 0).all()  # the synthetic judge cuts nothing
     assert (lengths.loc[3:, "cut_by_judge"] == "").all()  # not recorded for the evaluation judge
+    # generation's cut share is the generate shards' share of finish reason "length"; every
+    # bundled prompt fits the tiny model's context, none is cut or dropped before generation
+    reasons = [
+        f
+        for s in range(2)
+        for row in io.read_jsonl(finished_run / f"results/iter1/generate/shard{s}.jsonl")
+        for f in row["finish_reasons"]
+    ]
+    assert lengths.loc[0, "cut_by_generation"] == pytest.approx(
+        reasons.count("length") / len(reasons), abs=1e-6
+    )
+    assert ((lengths["prompts_cut"] == 0) & (lengths["prompts_dropped"] == 0)).all()
 
     used = pd.read_csv(summary / "resources.tsv", sep="\t", keep_default_na=False)
     stages = [

@@ -1,24 +1,29 @@
-"""Stage generate with vLLM (``generate.backend: vllm``, GPU only): K sampled responses per prompt.
+"""Sampling with vLLM (``generate.backend: vllm``, GPU only), for generate and evaluate_answers.
 
 Every (prompt, sample k) pair is one vLLM request with n = 1 and its own seed,
 ``batch_seed(sample_seeds[k], row)``, where row is the prompt's position in the iteration part. So
-sample k keeps the reference's per-sample seed (50·k by default), and no response depends on the
-shards or on how vLLM batches requests. (One request per prompt with n = K would draw all K
-samples from one seed.) vLLM shares the prompt's KV cache between its K requests (prefix caching).
+sample k keeps the reference's per-sample seed (50·k by default), and no seed depends on the shards.
+(One request per prompt with n = K would draw all K samples from one seed.) vLLM shares the prompt's
+KV cache between its K requests (prefix caching). The same seed does not make the same response
+wherever the request lands: vLLM's batched kernels round differently with the batch's size and
+make-up, which another shard count changes, and vLLM promises batch-independent outputs only in
+its batch-invariant mode (``VLLM_BATCH_INVARIANT=1``, set by ``generate.batch_invariant``).
 
 Prompts are rendered with the chat template as in the transformers backend and handed over as
 token ids, so vLLM adds no second BOS. The rows have the transformers backend's format
-{id, prompt, responses}; the responses themselves differ (another sampler). vllm is imported only
+{id, prompt, responses, finish_reasons} (vLLM's own finish_reason: "stop" or "length"); the
+responses themselves differ (another sampler). vllm is imported only
 when generation runs: the workflow, its tests and dry runs do not need it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from sppo.chat import render_prompt
-from sppo.generate import batch_seed, sample_seeds
+from sppo.sampling import batch_seed, sample_seeds
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +62,24 @@ def requests(
 ) -> list[tuple[dict, list, list]]:
     """(row, prompt token ids, K SamplingParams kwargs) for every prompt of the shard's batches.
 
-    ``batches`` come from :func:`sppo.generate.shard_rows`; all batches but the last are full, so
-    batch b's i-th prompt sits at position b·batch_size + i of the iteration part.
+    ``batches`` come from :func:`sppo.sampling.shard_rows` (through ``fit_batches``: None for a
+    dropped prompt); all batches but the last are full, so batch b's i-th prompt sits at position
+    b·batch_size + i of the iteration part.
     """
     out = []
     for index, batch in batches:
         for i, row in enumerate(batch):
+            if row is None:
+                continue
             ids = tokenizer(render_prompt(tokenizer, row["prompt"]), add_special_tokens=False)["input_ids"]
             out.append((row, ids, sampling_kwargs(settings, index * settings["batch_size"] + i)))
     return out
 
 
 def generate_shard(model_path: str, model_config: dict, batches, settings: dict) -> list[dict]:
-    """Rows {id, prompt, responses} (K responses each) for every prompt of the shard's batches."""
+    """Rows {id, prompt, responses, finish_reasons} (K each) for every prompt of the shard's batches."""
+    if settings["batch_invariant"]:
+        os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vllm and its engine processes: set first
     vllm = require_vllm()
     from sppo.models import load_tokenizer, revision
 
@@ -88,14 +98,17 @@ def generate_shard(model_path: str, model_config: dict, batches, settings: dict)
     params = [vllm.SamplingParams(**kw) for _, _, kwargs in todo for kw in kwargs]
     started = time.monotonic()
     outputs = iter(llm.generate(prompts, params, use_tqdm=False))
-    rows = [
-        {
-            "id": row["id"],
-            "prompt": row["prompt"],
-            "responses": [next(outputs).outputs[0].text for _ in kwargs],
-        }
-        for row, _, kwargs in todo
-    ]
+    rows = []
+    for row, _, kwargs in todo:
+        samples = [next(outputs).outputs[0] for _ in kwargs]
+        rows.append(
+            {
+                "id": row["id"],
+                "prompt": row["prompt"],
+                "responses": [s.text for s in samples],
+                "finish_reasons": [s.finish_reason for s in samples],
+            }
+        )
     log.info(
         "generated %d prompts × %d samples with vLLM (%.1f s)",
         len(rows),
