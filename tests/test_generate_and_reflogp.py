@@ -6,7 +6,13 @@ from conftest import REPO, TINY_MODEL
 
 from sppo import basemodel, generate, logprobs, models, reflogp, split, train
 
-MODEL_CONFIG = {"dtype": "float32", "device": "cpu", "trust_remote_code": False, "revision": None}
+MODEL_CONFIG = {
+    "dtype": "float32",
+    "device": "cpu",
+    "trust_remote_code": False,
+    "revision": None,
+    "attn_implementation": "auto",
+}
 SETTINGS = {
     "k": 3,
     "temperature": 0.7,

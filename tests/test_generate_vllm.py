@@ -32,7 +32,13 @@ SETTINGS = {
     "tensor_parallel_size": 2,
     "gpu_memory_utilization": 0.8,
 }
-MODEL_CONFIG = {"dtype": "bfloat16", "device": "auto", "trust_remote_code": False, "revision": None}
+MODEL_CONFIG = {
+    "dtype": "bfloat16",
+    "device": "auto",
+    "trust_remote_code": False,
+    "revision": None,
+    "attn_implementation": "auto",
+}
 PROMPTS = [{"id": f"p{i}", "prompt": f"Question number {i}?"} for i in range(10)]
 
 
