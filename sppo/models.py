@@ -54,6 +54,13 @@ def attn_implementation(config, requested: str) -> str | None:
     return requested
 
 
+def attention_kwargs(path: str, requested: str, **source) -> dict:
+    """``from_pretrained``'s attn_implementation argument for the model at ``path`` (nothing for
+    transformers' default); ``source``: revision, trust_remote_code."""
+    chosen = attn_implementation(AutoConfig.from_pretrained(path, **source), requested)
+    return {"attn_implementation": chosen} if chosen else {}
+
+
 def load_model(path: str, model_config: dict, *, for_training: bool = False):
     """The causal LM at ``path``. For inference it goes to the configured device and dtype in eval
     mode; for training it stays in float32 and the Trainer places it (under ZeRO-3, create the
@@ -61,12 +68,8 @@ def load_model(path: str, model_config: dict, *, for_training: bool = False):
     implementation follows model.attn_implementation (see :func:`attn_implementation`)."""
     dtype = torch.float32 if for_training else torch_dtype(model_config["dtype"])
     source = dict(revision=model_config.get("revision"), trust_remote_code=model_config["trust_remote_code"])
-    attention = attn_implementation(
-        AutoConfig.from_pretrained(path, **source), model_config["attn_implementation"]
-    )
-    model = AutoModelForCausalLM.from_pretrained(
-        path, **source, dtype=dtype, **({"attn_implementation": attention} if attention else {})
-    )
+    attention = attention_kwargs(path, model_config["attn_implementation"], **source)
+    model = AutoModelForCausalLM.from_pretrained(path, **source, dtype=dtype, **attention)
     if not for_training:
         model.to(resolve_device(model_config["device"])).eval()
     log.info(
