@@ -17,7 +17,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import snakemake, write_config
+from conftest import CPU_MODEL_CONFIG, snakemake, write_config
 
 from sppo import generate, generate_vllm, models
 from sppo.chat import render_prompt
@@ -32,13 +32,7 @@ SETTINGS = {
     "tensor_parallel_size": 2,
     "gpu_memory_utilization": 0.8,
 }
-MODEL_CONFIG = {
-    "dtype": "bfloat16",
-    "device": "auto",
-    "trust_remote_code": False,
-    "revision": None,
-    "attn_implementation": "auto",
-}
+MODEL_CONFIG = {**CPU_MODEL_CONFIG, "dtype": "bfloat16", "device": "auto"}
 PROMPTS = [{"id": f"p{i}", "prompt": f"Question number {i}?"} for i in range(10)]
 
 

@@ -29,8 +29,9 @@ def pairs(tiny_model_dir, tmp_path):
     return write_with_reference_logps(tiny_model_dir, rows, tmp_path / "pairs.jsonl")
 
 
-def test_zero3_two_processes(tiny_model_dir, pairs, tmp_path):
-    settings = train_settings(
+def zero3_settings(**overrides) -> dict:
+    """Two processes under config/deepspeed/zero3.json, 2 pairs each per micro-batch, 8 per step."""
+    return train_settings(
         eta=10,
         global_batch_size=8,
         per_device_batch_size=2,
@@ -38,7 +39,12 @@ def test_zero3_two_processes(tiny_model_dir, pairs, tmp_path):
         deepspeed=str(REPO / "config/deepspeed/zero3.json"),
         max_length=64,
         max_prompt_length=32,
+        **overrides,
     )
+
+
+def test_zero3_two_processes(tiny_model_dir, pairs, tmp_path):
+    settings = zero3_settings()
     out = tmp_path / "trained"
     log = run_train(tiny_model_dir, pairs, out, settings, CPU_MODEL_CONFIG)
     # both ranks ran, under ZeRO (the untested-optimizer notice is DeepSpeed's, for RMSprop), 2 × 2 steps
@@ -89,16 +95,7 @@ def nan_model(tiny_model_dir, pairs, tmp_path):
 def test_zero3_non_finite_weights_fail_every_process(nan_model, pairs, tmp_path):
     """Under ZeRO-3 a parameter's data is an empty placeholder; the check reads each process's
     partition, and both processes fail (the NaN is in process 1's), so nothing is published."""
-    settings = train_settings(
-        eta=10,
-        global_batch_size=8,
-        per_device_batch_size=2,
-        num_processes=2,
-        deepspeed=str(REPO / "config/deepspeed/zero3.json"),
-        max_length=64,
-        max_prompt_length=32,
-        schedule_epochs=0.5,  # one optimizer step
-    )
+    settings = zero3_settings(schedule_epochs=0.5)  # one optimizer step
     out = tmp_path / "trained"
     log = run_train(nan_model, pairs, out, settings, CPU_MODEL_CONFIG, check=False)
     assert not log.startswith("exit 0"), log[-3000:]
