@@ -228,8 +228,14 @@ def benchmark_files():
             )
         ]
     files += per_policy("logs/benchmarks/winprob/{v}iter{t}.tsv", sampled)
-    for stage in ("reflogp", "train"):
-        files += per_policy(f"logs/benchmarks/{stage}/{{v}}iter{{t}}.tsv", trained())
+    files += [
+        path
+        for s in range(SHARDS)
+        for path in per_policy(
+            f"logs/benchmarks/reflogp/{{v}}iter{{t}}/shard{s}.tsv", trained()
+        )
+    ]
+    files += per_policy("logs/benchmarks/train/{v}iter{t}.tsv", trained())
     files += evaluations(ITERATIONS, "logs/benchmarks/evaluate_answers/{v}iter{t}.tsv")
     files += evaluations(ITERATIONS, "logs/benchmarks/evaluate/{v}iter{t}_metrics.tsv")
     if config["leaderboard"]["enabled"]:

@@ -10,7 +10,7 @@ import torch
 from sppo.imports import without_sklearn
 
 with without_sklearn():
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from sppo import hub
 from sppo.devices import resolve_device, torch_dtype
@@ -53,19 +53,52 @@ def load_policy(path: str, model_config: dict, *, for_training: bool = False):
     return load_model(path, model_config, for_training=for_training), load_tokenizer(path, model_config)
 
 
+def softcapping(config) -> float | None:
+    """The attention-logit soft-cap c of a transformers config (Gemma-2: 50), or None: attention
+    scores s become c·tanh(s/c) before the softmax."""
+    return getattr(config.get_text_config(), "attn_logit_softcapping", None)
+
+
+def attn_implementation(config, requested: str) -> str | None:
+    """The attention implementation to load the model with (None: transformers' default).
+
+    ``auto`` is eager for a model that soft-caps its attention logits, because transformers'
+    default, sdpa, ignores the cap (the authors' transformers 4.42 forced eager for Gemma-2, and
+    vLLM, which samples, applies the cap); for other models transformers' default. Any other value
+    is used as given; sdpa on a soft-capping model is then a declared choice, logged.
+    """
+    cap = softcapping(config)
+    if requested == "auto":
+        return "eager" if cap is not None else None
+    if cap is not None and requested == "sdpa":
+        log.warning("model.attn_implementation sdpa ignores this model's attention soft-capping (%s)", cap)
+    return requested
+
+
+def attention_kwargs(path: str, requested: str, **source) -> dict:
+    """``from_pretrained``'s attn_implementation argument for the model at ``path`` (nothing for
+    transformers' default); ``source``: revision, trust_remote_code."""
+    chosen = attn_implementation(AutoConfig.from_pretrained(path, **source), requested)
+    return {"attn_implementation": chosen} if chosen else {}
+
+
 def load_model(path: str, model_config: dict, *, for_training: bool = False):
     """The causal LM at ``path``. For inference it goes to the configured device and dtype in eval
     mode; for training it stays in float32 and the Trainer places it (under ZeRO-3, create the
-    TrainingArguments first, so that the weights are partitioned while loading)."""
+    TrainingArguments first, so that the weights are partitioned while loading). Its attention
+    implementation follows model.attn_implementation (see :func:`attn_implementation`)."""
     require_local(path, model_config)
     dtype = torch.float32 if for_training else torch_dtype(model_config["dtype"])
-    model = AutoModelForCausalLM.from_pretrained(
-        path,
-        revision=revision(path, model_config),
-        trust_remote_code=model_config["trust_remote_code"],
-        dtype=dtype,
-    )
+    source = dict(revision=revision(path, model_config), trust_remote_code=model_config["trust_remote_code"])
+    attention = attention_kwargs(path, model_config["attn_implementation"], **source)
+    model = AutoModelForCausalLM.from_pretrained(path, **source, dtype=dtype, **attention)
     if not for_training:
         model.to(resolve_device(model_config["device"])).eval()
-    log.info("loaded %s (%s, %s)", path, type(model).__name__, dtype)
+    log.info(
+        "loaded %s (%s, %s, %s attention)",
+        path,
+        type(model).__name__,
+        dtype,
+        model.config._attn_implementation,
+    )
     return model

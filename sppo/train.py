@@ -171,11 +171,32 @@ class LogProgress(TrainerCallback):
             progress(log, "trained", state.global_step, state.max_steps, "steps", self.started)
 
 
+def local_values(param) -> torch.Tensor:
+    """The values of ``param`` this process holds: under ZeRO-3 its partition (``ds_tensor``; the
+    parameter's ``data`` is then an empty placeholder), otherwise the whole tensor."""
+    return param.ds_tensor if hasattr(param, "ds_tensor") else param.data
+
+
 def check_finite(model) -> None:
-    """A FloatingPointError naming the first parameter (of this process's shard) that is not finite."""
-    for name, param in model.named_parameters():
-        if not torch.isfinite(param.data).all():
-            raise FloatingPointError(f"after training, parameter {name} holds non-finite values")
+    """A FloatingPointError, on every process, naming the parameters that are not finite.
+
+    Each process checks the values it holds (its ZeRO-3 partition, or the whole model); with several
+    processes the count is summed over all of them, so that all fail together instead of the others
+    waiting for the failed one in the collective save that follows.
+    """
+    bad = [name for name, param in model.named_parameters() if not torch.isfinite(local_values(param)).all()]
+    count = len(bad)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        nccl = torch.distributed.get_backend() == "nccl"
+        total = torch.tensor([count], device=torch.cuda.current_device() if nccl else "cpu")
+        torch.distributed.all_reduce(total)
+        count = int(total.item())
+    if count:
+        here = ", ".join(bad[:5]) + (" …" if len(bad) > 5 else "") if bad else "none"
+        raise FloatingPointError(
+            f"after training, {count} parameters (or ZeRO-3 partitions, over all processes) hold "
+            f"non-finite values; of this process's: {here}"
+        )
 
 
 def examples(tokenizer, rows: list[dict], settings: dict) -> list[dict]:

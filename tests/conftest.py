@@ -222,7 +222,13 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 TINY_PAIRS = 4  # rows of tiny_pairs
-CPU_MODEL_CONFIG = {"dtype": "float32", "device": "cpu", "trust_remote_code": False, "revision": None}
+CPU_MODEL_CONFIG = {
+    "dtype": "float32",
+    "device": "cpu",
+    "trust_remote_code": False,
+    "revision": None,
+    "attn_implementation": "auto",
+}
 
 
 def write_with_reference_logps(model_dir: Path, rows: list[dict], path: Path) -> Path:

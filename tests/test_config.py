@@ -91,6 +91,7 @@ def test_every_schema_key_has_default_and_description():
         ({"generate": {"long_prompts": "skip"}}, "config key generate.long_prompts"),
         ({"winprob": {"drop_truncated": "yes"}}, "config key winprob.drop_truncated"),
         ({"model": {"trust_remote_code": "yes"}}, "config key model.trust_remote_code"),
+        ({"model": {"attn_implementation": "fast"}}, "config key model.attn_implementation"),
         ({"train": {"eta": float("nan")}}, "config key train.eta: nan is not a finite number"),
         ({"train": {"learning_rate": float("inf")}}, "config key train.learning_rate: inf is not a finite"),
         ({"generate": {"top_p": float("-inf")}}, "config key generate.top_p: -inf is not a finite number"),

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from conftest import REPO, TINY_MODEL
+from conftest import CPU_MODEL_CONFIG, REPO, TINY_MODEL
 
 from sppo import basemodel, generate, logprobs, models, reflogp, split, train
 
-MODEL_CONFIG = {"dtype": "float32", "device": "cpu", "trust_remote_code": False, "revision": None}
+MODEL_CONFIG = CPU_MODEL_CONFIG
 SETTINGS = {
     "k": 3,
     "temperature": 0.7,
@@ -65,10 +65,12 @@ def test_generation_is_deterministic_and_shard_independent(policy_dir):
     assert reseeded != whole
 
 
-def test_reference_logps_equal_policy_logps_at_step_zero(policy_dir):
-    """r_w = log πθ − log π_ref is 0 before training: the reflogp stage and training count the same tokens."""
-    model, tokenizer = models.load_policy(str(policy_dir), MODEL_CONFIG)
-    rows = [
+LIMITS = {"max_length": 64, "max_prompt_length": 32, "truncation": "response", "responses": "pair"}
+
+
+def pair_rows(n):
+    """``n`` winprob pairs: the chosen response of row i is "yes " i times, the rejected one empty."""
+    return [
         {
             "prompt": f"Question {i}?",
             "chosen": [
@@ -81,20 +83,35 @@ def test_reference_logps_equal_policy_logps_at_step_zero(policy_dir):
             "chosen_probs_win": 0.7,
             "chosen_probs_lose": 0.3,
         }
-        for i in range(5)
+        for i in range(n)
     ]
-    with_ref = reflogp.compute(
-        model,
-        tokenizer,
-        rows,
-        max_length=64,
-        max_prompt_length=32,
-        truncation="response",
-        responses="pair",
-        batch_size=4,
-    )
-    settings = {"max_length": 64, "max_prompt_length": 32, "truncation": "response", "responses": "pair"}
-    batch = train.GroupCollator(tokenizer.pad_token_id)(train.examples(tokenizer, with_ref, settings))
+
+
+def test_reference_logps_do_not_depend_on_the_shard_count(policy_dir):
+    """Shards of whole batches: 1 and 3 shards give the same rows, bit for bit, in the same order."""
+    model, tokenizer = models.load_policy(str(policy_dir), MODEL_CONFIG)
+    rows = pair_rows(7)  # 4 batches of 2: shards of 2, 1 and 1 batches
+
+    def sharded(n):
+        shards = [reflogp.shard_rows(rows, s, n, 2) for s in range(n)]
+        return shards, [reflogp.compute(model, tokenizer, shard, **LIMITS, batch_size=2) for shard in shards]
+
+    (whole,), (one,) = sharded(1)
+    parts, three = sharded(3)
+    assert [[r["id"] for r in part] for part in parts] == [[0, 1, 2, 3], [4, 5], [6]]
+    assert whole == rows and reflogp.merge(rows, [one]) == reflogp.merge(rows, three)
+    assert all(len(r["ref_logps"]) == 2 for r in one)
+    with pytest.raises(ValueError, match="3 reference log-prob shards hold 8 rows, not the 7 pairs"):
+        reflogp.merge(rows, [three[0], three[1], three[1]])  # shard 2 missing, shard 1 twice
+    with pytest.raises(ValueError, match="no reference log-probs"):
+        reflogp.merge(rows, [rows])
+
+
+def test_reference_logps_equal_policy_logps_at_step_zero(policy_dir):
+    """r_w = log πθ − log π_ref is 0 before training: the reflogp stage and training count the same tokens."""
+    model, tokenizer = models.load_policy(str(policy_dir), MODEL_CONFIG)
+    with_ref = reflogp.compute(model, tokenizer, pair_rows(5), **LIMITS, batch_size=4)
+    batch = train.GroupCollator(tokenizer.pad_token_id)(train.examples(tokenizer, with_ref, LIMITS))
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     logps = logprobs.sequence_logps(logits, batch["labels"]).double()

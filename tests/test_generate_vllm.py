@@ -21,7 +21,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import snakemake, write_config
+from conftest import CPU_MODEL_CONFIG, snakemake, write_config
 
 from sppo import evaluate, generate, models, sampling, sampling_vllm
 from sppo.chat import render_prompt
@@ -37,7 +37,7 @@ SETTINGS = {
     "gpu_memory_utilization": 0.8,
     "batch_invariant": False,
 }
-MODEL_CONFIG = {"dtype": "bfloat16", "device": "auto", "trust_remote_code": False, "revision": None}
+MODEL_CONFIG = {**CPU_MODEL_CONFIG, "dtype": "bfloat16", "device": "auto"}
 BACKEND = {"backend": "vllm", "long_prompts": "drop", "batch_invariant": False}
 PROMPTS = [{"id": f"p{i}", "prompt": f"Question number {i}?"} for i in range(10)]
 

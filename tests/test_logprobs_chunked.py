@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from conftest import REPO, TINY_MODEL
+from conftest import CPU_MODEL_CONFIG, REPO, TINY_MODEL
 
 from sppo import basemodel, logprobs, models, split
 
-MODEL_CONFIG = {"dtype": "float32", "device": "cpu", "trust_remote_code": False, "revision": None}
+MODEL_CONFIG = CPU_MODEL_CONFIG
 
 
 @pytest.fixture(scope="module", params=["llama", "gemma2"])

@@ -29,7 +29,8 @@ ITER3_JOBS = {
     "generate": 24,
     "rank": 24,
     "winprob": 3,
-    "reflogp": 3,
+    "reflogp": 24,
+    "reflogp_merge": 3,
     "train": 3,
     "evaluate_answers": 4,
     "evaluate": 4,
@@ -132,7 +133,13 @@ def test_mistral_baselines_overlay_adds_dpo_and_ipo_variants(workflow):
     counts = {rule: sum(j["rule"] == rule for j in jobs) for rule in ITER3_JOBS}
     # iteration 1's 8 shards of samples and rankings once, then 8 per variant per later iteration
     shared = {"split": 1, "generate": 8 + 3 * 16, "rank": 8 + 3 * 16, "winprob": 1 + 3 * 2}
-    assert counts == shared | {"reflogp": 9, "train": 9, "evaluate_answers": 1 + 9, "evaluate": 1 + 9}
+    assert counts == shared | {
+        "reflogp": 72,
+        "reflogp_merge": 9,
+        "train": 9,
+        "evaluate_answers": 1 + 9,
+        "evaluate": 1 + 9,
+    }
 
 
 SINGLE_GPU_RECIPES = {

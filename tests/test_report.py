@@ -225,7 +225,7 @@ PROGRESS = re.compile(r"(\d+)/(\d+) [\w ]+ \((\d+\.\d) s, (\d+\.\d|inf) [\w ]+/s
     [
         "generate/iter2/shard0.log",
         "rank/iter2/shard1.log",
-        "reflogp/iter2.log",
+        "reflogp/iter2/shard0.log",
         "train/iter2.log",
         "evaluate/iter2/answers.log",
         "evaluate/iter2/metrics.log",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import cluster_overlay, copy_workflow, slurm_cluster, slurm_submissions, snakemake, write_config
 
-# iter1 of a tiny run: 13 SLURM jobs, a few minutes on 2 cores.
+# iter1 of a tiny run: 15 SLURM jobs, a few minutes on 2 cores.
 TINY = {
     "split": {"eval_size": 12, "max_per_iteration": 16},
     "generate": {"k": 3, "max_new_tokens": 8},
@@ -29,7 +29,8 @@ EXPECTED_JOBS = {
     "generate": 2,
     "rank": 2,
     "winprob": 1,
-    "reflogp": 1,
+    "reflogp": 2,
+    "reflogp_merge": 1,
     "train": 1,
     "evaluate_answers": 2,
     "evaluate": 2,
@@ -43,6 +44,8 @@ ARTIFACTS = [
     "results/iter1/rank/shard0.jsonl",
     "results/iter1/rank/shard1.jsonl",
     "results/iter1/winprob/pairs.jsonl",
+    "results/iter1/reflogp/shard0.jsonl",
+    "results/iter1/reflogp/shard1.jsonl",
     "results/iter1/reflogp/pairs.jsonl",
     "results/iter1/model/model.safetensors",
     "results/iter0/evaluate/answers.jsonl",

@@ -90,7 +90,8 @@ def test_changed_generation_setting_reruns_only_what_depends_on_it(copy_run):
         "generate": 6,
         "rank": 6,
         "winprob": 3,
-        "reflogp": 3,
+        "reflogp": 6,
+        "reflogp_merge": 3,
         "train": 3,
         "evaluate_answers": 3,
         "evaluate": 3,
@@ -110,7 +111,9 @@ def test_changed_training_setting_keeps_reference_logps(copy_run):
     write_config(run, {"train": {"learning_rate": 2.0e-3}})
     jobs = scheduled_jobs(run, "iter3")
     # π_1 changes, so iterations 2 and 3 regenerate; iteration 1's data and reference log-probs stay.
-    assert jobs["train"] == 3 and jobs["reflogp"] == 2 and jobs["generate"] == 4
+    assert (
+        jobs["train"] == 3 and jobs["reflogp"] == 4 and jobs["reflogp_merge"] == 2 and jobs["generate"] == 4
+    )
 
 
 def test_changed_bootstrap_reruns_only_the_metrics(copy_run):

@@ -77,8 +77,12 @@ class RewardModelJudge(Judge):
         self.max_length = max_length
         self.checkpoint = resolve_checkpoint(self.path)
         self.tokenizer = AutoTokenizer.from_pretrained(self.checkpoint, trust_remote_code=trust_remote_code)
+        from sppo.models import attention_kwargs
+
+        # A reward model on Gemma-2 (e.g. Skywork-Reward-Gemma-2) soft-caps its attention too
+        attention = attention_kwargs(self.checkpoint, "auto", trust_remote_code=trust_remote_code)
         self.model = AutoModelForSequenceClassification.from_pretrained(
-            self.checkpoint, torch_dtype=self.torch_dtype, trust_remote_code=trust_remote_code
+            self.checkpoint, torch_dtype=self.torch_dtype, trust_remote_code=trust_remote_code, **attention
         )
         if self.model.config.num_labels != 1:
             raise ValueError(
