@@ -7,10 +7,12 @@ in every stage and in vLLM, on the recipes' tokenizer formats laid out as the hu
 - Llama-3: its real byte-level BPE (llama-models' ``llama3/tokenizer.model``, tiktoken's format)
   converted by transformers' TikTokenConverter (as Meta's conversion script made the hub file),
   ``PreTrainedTokenizerFast`` with Llama-3-8B-Instruct's special tokens and template;
+- Gemma-2: a stand-in (its SentencePiece model ships in no package found): Gemma-2's tokenizer.json
+  pipeline and ``GemmaTokenizer`` config over Mistral's vocabulary;
 - the tiny test model's byte-level BPE.
 
-The reference is the ``tokenizers`` library reading ``tokenizer.json`` itself. Gemma-2's
-SentencePiece model ships in no package found, so its format has no test here."""
+The reference is the ``tokenizers`` library reading ``tokenizer.json`` itself. Under transformers
+5.17 only the Mistral format differs through ``AutoTokenizer``; the others stay as guards."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tokenizers import Tokenizer, decoders, normalizers, processors
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from transformers import AutoTokenizer
 
 from sppo import models, tokenizer_files
@@ -137,10 +139,60 @@ def llama3_repo(directory: Path) -> Path:
     return repo
 
 
+# Gemma-2-9b-it's chat template (tokenizer_config.json)
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}"
+    "{% else %}{% set role = message['role'] %}{% endif %}"
+    "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+)
+
+
+def gemma_standin_repo(directory: Path) -> Path:
+    """A stand-in for Gemma-2's files: Gemma-2's tokenizer.json pipeline (spaces replaced by "▁" in
+    the normalizer, no dummy prefix, byte fallback, its turn markers as special tokens) and
+    ``GemmaTokenizer`` config with its template, over Mistral's SentencePiece vocabulary (Gemma's own
+    model ships in no package)."""
+    backend = Tokenizer.from_file(str(mistral_repo(directory / "base") / "tokenizer.json"))
+    backend.normalizer = normalizers.Replace(" ", "▁")
+    backend.pre_tokenizer = pre_tokenizers.Split(" ", "merged_with_previous")
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
+    backend.add_special_tokens(["<start_of_turn>", "<end_of_turn>", "<pad>", "<mask>"])
+    repo = directory / "gemma"
+    repo.mkdir()
+    backend.save(str(repo / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "GemmaTokenizer",
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+        "additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"],
+        "spaces_between_special_tokens": False,
+        "chat_template": GEMMA_TEMPLATE,
+    }
+    (repo / "tokenizer_config.json").write_text(json.dumps(config))
+    return repo
+
+
 @pytest.fixture(scope="module")
 def repos(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("tokenizer_repos")
-    return {"mistral": mistral_repo(directory), "llama3": llama3_repo(directory), "tiny": tiny_model_dir}
+    (directory / "base").mkdir()
+    return {
+        "mistral": mistral_repo(directory),
+        "llama3": llama3_repo(directory),
+        "gemma-standin": gemma_standin_repo(directory),
+        "tiny": tiny_model_dir,
+    }
 
 
 def chat_texts(tokenizer) -> list[str]:
@@ -159,7 +211,7 @@ def ids(tokenizer, text: str, special: bool) -> list[int]:
     return tokenizer(text, add_special_tokens=special)["input_ids"]
 
 
-@pytest.mark.parametrize("name", ["mistral", "llama3", "tiny"])
+@pytest.mark.parametrize("name", ["mistral", "llama3", "gemma-standin", "tiny"])
 def test_the_workflow_tokenizer_is_the_repos_tokenizer_json(name, repos, tmp_path):
     repo = repos[name]
     reference = Tokenizer.from_file(str(repo / "tokenizer.json"))
