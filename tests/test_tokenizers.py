@@ -250,3 +250,20 @@ def test_transformers_5_rebuilds_the_mistral_pipeline(repos):
     assert reference.encode(text, add_special_tokens=False).tokens[:3] == ["<s>", "▁▁", "["]
     assert auto.convert_ids_to_tokens(ids(auto, text, False))[:3] == ["<s>", "▁[", "INST"]
     assert os.path.exists(repo / "tokenizer.model")  # the hub's layout: both files, as transformers sees it
+
+
+def test_a_repo_without_tokenizer_json_is_loaded_by_its_class(tmp_path):
+    """Only a SentencePiece file (no tokenizer.json): AutoTokenizer converts it, and vLLM is pointed at
+    the repo itself rather than a saved copy of another class."""
+    import mistral_common
+
+    shutil.copy(
+        Path(mistral_common.__file__).parent / "data" / "tokenizer.model.v1", tmp_path / "tokenizer.model"
+    )
+    config = {"tokenizer_class": "LlamaTokenizer", "legacy": True, "chat_template": MISTRAL_TEMPLATE}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    tokenizer = models.load_tokenizer(str(tmp_path), MODEL_CONFIG)
+    assert type(tokenizer).__name__ == "LlamaTokenizer" and len(tokenizer) == 32000
+    assert tokenizer.pad_token == tokenizer.eos_token == "</s>"
+    assert tokenizer_files.save_for_loaders(tokenizer, tmp_path / "copy") is None
+    assert not (tmp_path / "copy").exists()
