@@ -10,9 +10,9 @@ import torch
 from sppo.imports import without_sklearn
 
 with without_sklearn():
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-from sppo import hub
+from sppo import hub, tokenizer_files
 from sppo.devices import resolve_device, torch_dtype
 from sppo.io import is_hub_repo_id
 
@@ -37,10 +37,10 @@ def require_local(path: str, model_config: dict) -> None:
 
 
 def load_tokenizer(path: str, model_config: dict):
+    """The tokenizer of ``path`` as its repo defines it (its ``tokenizer.json`` as it is:
+    :mod:`sppo.tokenizer_files`), with a pad token and a chat template; every stage and vLLM use it."""
     require_local(path, model_config)
-    tokenizer = AutoTokenizer.from_pretrained(
-        path, revision=revision(path, model_config), trust_remote_code=model_config["trust_remote_code"]
-    )
+    tokenizer = tokenizer_files.load(path, revision(path, model_config), model_config["trust_remote_code"])
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.chat_template is None:

@@ -10,7 +10,10 @@ make-up, which another shard count changes, and vLLM promises batch-independent 
 its batch-invariant mode (``VLLM_BATCH_INVARIANT=1``, set by ``generate.batch_invariant``).
 
 Prompts are rendered with the chat template as in the transformers backend and handed over as
-token ids, so vLLM adds no second BOS. The rows have the transformers backend's format
+token ids, so vLLM adds no second BOS; vLLM's own tokenizer (end of sequence, the responses' text)
+is the workflow's, handed over as a saved copy (``tokenizer=``), not vLLM's ``AutoTokenizer`` load
+of the model repo (which transformers 5 rebuilds for some classes: :mod:`sppo.tokenizer_files`).
+The rows have the transformers backend's format
 {id, prompt, responses, finish_reasons} (vLLM's own finish_reason: "stop" or "length"); the
 responses themselves differ (another sampler). vllm is imported only
 when generation runs: the workflow, its tests and dry runs do not need it.
@@ -20,8 +23,10 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 
+from sppo import tokenizer_files
 from sppo.chat import render_prompt
 from sppo.sampling import batch_seed, sample_seeds
 
@@ -81,12 +86,22 @@ def generate_shard(model_path: str, model_config: dict, batches, settings: dict)
     if settings["batch_invariant"]:
         os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vllm and its engine processes: set first
     vllm = require_vllm()
-    from sppo.models import load_tokenizer, revision
+    from sppo.models import load_tokenizer
 
     tokenizer = load_tokenizer(model_path, model_config)
     todo = requests(tokenizer, batches, settings)
+    with tempfile.TemporaryDirectory(prefix="sppo-tokenizer-") as saved:
+        return run_requests(vllm, model_path, model_config, settings, todo, tokenizer, saved)
+
+
+def run_requests(vllm, model_path: str, model_config: dict, settings: dict, todo, tokenizer, saved: str):
+    """Generate ``todo`` with a vLLM engine whose tokenizer (for end-of-sequence and the responses'
+    text) is the workflow's own, saved in ``saved`` (:func:`sppo.tokenizer_files.save_for_loaders`)."""
+    from sppo.models import revision
+
     llm = vllm.LLM(
         model=model_path,
+        tokenizer=str(tokenizer_files.save_for_loaders(tokenizer, saved) or model_path),
         revision=revision(model_path, model_config),
         trust_remote_code=model_config["trust_remote_code"],
         dtype=model_config["dtype"],

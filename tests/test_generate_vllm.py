@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CPU_MODEL_CONFIG, snakemake, write_config
+from transformers import AutoTokenizer
 
 from sppo import evaluate, generate, models, sampling, sampling_vllm
 from sppo.chat import render_prompt
@@ -107,6 +108,7 @@ class FakeLLM:
         self,
         model: str,
         *,
+        tokenizer=None,
         trust_remote_code=False,
         tensor_parallel_size=1,
         dtype="auto",
@@ -122,6 +124,8 @@ class FakeLLM:
         FakeLLM.made = {
             "VLLM_BATCH_INVARIANT": os.environ.get("VLLM_BATCH_INVARIANT"),
             "model": model,
+            # vllm loads its tokenizer from this path (AutoTokenizer) while the engine runs
+            "tokenizer": AutoTokenizer.from_pretrained(tokenizer or model),
             "trust_remote_code": trust_remote_code,
             "tensor_parallel_size": tensor_parallel_size,
             "dtype": dtype,
@@ -179,6 +183,11 @@ def test_rows_pair_each_response_with_its_prompt_and_sample(fake_vllm, tiny_mode
     assert FakeLLM.made["dtype"] == "bfloat16"
     assert FakeLLM.made["enable_prefix_caching"] is True
     assert FakeLLM.made["model"] == str(tiny_model_dir)
+    # vllm's tokenizer is the workflow's: the same ids, special tokens and template
+    ours, theirs = models.load_tokenizer(str(tiny_model_dir), MODEL_CONFIG), FakeLLM.made["tokenizer"]
+    text = render_prompt(ours, "Grüße, \n  spaces") + " an answer"
+    assert theirs(text)["input_ids"] == ours(text)["input_ids"]
+    assert (theirs.eos_token_id, theirs.chat_template) == (ours.eos_token_id, ours.chat_template)
 
 
 def long_prompt(tokenizer, context: int) -> str:
