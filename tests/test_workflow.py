@@ -170,6 +170,18 @@ def test_report_shows_the_summary(copy_run):
     page = (run / "results/summary/metrics.html").read_text()
     tsv = (run / "results/summary/metrics.tsv").read_text().splitlines()
     assert page.count("<tr") == len(tsv)  # header and one row per π_t, as in metrics.tsv
+    # the run card's caption runs the audit when the report is built: after an edit it says so
+    assert "Provenance audit, run when this report was built" in html
+    assert "<strong>passed</strong> at " in html
+    pairs = run / "results/iter2/winprob/pairs.jsonl"
+    lines = pairs.read_text().splitlines()
+    row = json.loads(lines[0])
+    row["prompt"] += " (edited)"
+    pairs.write_text("\n".join([json.dumps(row), *lines[1:]]) + "\n")
+    snakemake(run, "iter3", "--report", "edited.html")
+    edited = (run / "edited.html").read_text(errors="replace")
+    assert "<strong>FAILED</strong> (exit status 1) at " in edited
+    assert "results/iter2/winprob/pairs.jsonl" in edited
 
 
 def test_killed_run_resumes_unfinished_jobs_and_is_deterministic(copy_run, finished_run):
