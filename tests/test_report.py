@@ -300,6 +300,7 @@ def test_report_opens_in_a_browser_with_categories_figures_and_samples(finished_
         wait.until(lambda b: b.find_element(By.LINK_TEXT, "Training"))
         listed = browser.find_element(By.TAG_NAME, "body").text.splitlines()
         assert set(CATEGORIES) <= set(listed), listed
+        assert "SPPO: Self-Play Preference Optimization" in listed, listed  # the landing page
 
         for category, figures in FIGURES.items():
             for name in figures:
@@ -316,6 +317,14 @@ def test_report_opens_in_a_browser_with_categories_figures_and_samples(finished_
         assert header == ["prompt", "π_0", "π_1", "π_2", "π_3"]
         rows = browser.find_elements(By.CSS_SELECTOR, "#samples tbody tr")
         assert len(rows) == 4 and "preference over π_0: 0.500" in rows[0].text
+        browser.switch_to.default_content()
+
+        open_file("Summary", "metrics.html")  # the headline table, as HTML the report shows
+        frame = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "iframe[src*='filename=metrics.html']"))
+        browser.switch_to.frame(frame)
+        header = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "thead th")]
+        assert header[:4] == ["iteration", "model", "n_prompts", "win_rate"]
+        assert len(browser.find_elements(By.CSS_SELECTOR, "tbody tr")) == 4  # π_0 … π_3
         browser.switch_to.default_content()
 
         open_file("Run card", "run_card.html")
