@@ -11,6 +11,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"  # the landing page of `snakemake --report`
+
+
 config = validate(config)  # fails before any job runs, naming the key
 
 

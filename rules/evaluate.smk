@@ -61,6 +61,11 @@ rule summary:
             caption="../report/summary.rst",
             category="Summary",
         ),
+        page=report(
+            "results/summary/metrics.html",
+            caption="../report/summary.rst",
+            category="Summary",
+        ),
         plot=report(
             "results/summary/winrate.png",
             caption="../report/winrate.rst",

@@ -3,6 +3,8 @@
 
 from pathlib import Path
 
+from sppo.report.runcard import AuditWhenShown
+
 
 rule report_training:
     input:
@@ -171,5 +173,7 @@ rule run_card:
         # A Path, which Snakemake leaves out of its params check: a moved run reruns nothing.
         snakefile=Path(SNAKEFILE),
         config=config,
+        # Called by the caption (report/run_card.rst) when `snakemake --report` builds the report.
+        audit=AuditWhenShown(Path(SNAKEFILE), config),
     script:
         "../scripts/report_run_card.py"

@@ -13,6 +13,8 @@ df = summary.table(
 )
 with io.atomic_path(snakemake.output.table) as tmp:
     df.to_csv(tmp, sep="\t", index=False, float_format="%.6f")
+with io.atomic_path(snakemake.output.page) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    f.write(summary.to_html(df))
 with io.atomic_path(snakemake.output.plot) as tmp:
     summary.plot(df, tmp)
 with io.atomic_path(snakemake.output.length_plot) as tmp:

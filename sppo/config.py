@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -36,6 +38,90 @@ def _fill_defaults(node: dict, sub_schema: dict) -> None:
             _fill_defaults(node[key], prop)
 
 
+# A float literal as YAML 1.2 and Python read it but YAML 1.1 (PyYAML) does not: 1e-6, 5E7, +2.5e-3.
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+# Keys that name a file or directory on this machine (or a hub id): "~" in them is the home directory.
+PATH_KEYS = (
+    "model.base",
+    "prompts.path",
+    "prompts.dataset",
+    "judge.pairrm.path",
+    "judge.reward_model.path",
+    "train.deepspeed",
+    "leaderboard.include_path",
+)
+
+
+def _types(prop: dict) -> set:
+    kind = prop.get("type", [])
+    return {kind} if isinstance(kind, str) else set(kind)
+
+
+def _coerce_numbers(node: dict, sub_schema: dict) -> None:
+    """Turn a string written as a number (``1e-6``, which PyYAML reads as a string: YAML 1.1 wants
+    ``1.0e-6``) into that number, where the schema wants a number and no string. An integer key takes
+    it only when it is a whole number (``5e3`` → 5000); anything else is left for the schema to
+    refuse. Likewise true/false and null: ``snakemake --config 'generate={k: 3}'`` reads the braces
+    with YAML's BaseLoader, which makes every value a string."""
+    for key, prop in sub_schema.get("properties", {}).items():
+        value = node.get(key)
+        types = _types(prop)
+        if isinstance(value, dict) and "object" in types:
+            _coerce_numbers(value, prop)
+        elif isinstance(value, str) and "string" not in types:
+            node[key] = _scalar(value.strip(), types, value)
+
+
+def _scalar(text: str, types: set, value: str):
+    """``text`` as the number, boolean or null the schema's ``types`` want, else ``value`` unchanged."""
+    if _FLOAT_TEXT.fullmatch(text):
+        number = float(text)
+        if "integer" in types and number.is_integer():
+            return int(number)
+        if "number" in types:
+            return number
+    if "boolean" in types and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if "null" in types and text in ("null", "~"):
+        return None
+    return value
+
+
+def _expand_home(config: dict, keys=PATH_KEYS) -> None:
+    """``~`` and ``~user`` at the start of a path key → the home directory (os.path.expanduser)."""
+    for dotted in keys:
+        *sections, last = dotted.split(".")
+        node = config
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(last), str) and node[last].startswith("~"):
+            node[last] = os.path.expanduser(node[last])
+
+
+def _nest_dotted(config: dict, full_schema: dict) -> dict:
+    """Top-level keys written with dots (``snakemake --config generate.k=3`` gives {"generate.k": 3})
+    → the nested key they name, merged into its section. A dotted key whose sections are not in the
+    schema is refused naming it."""
+    out = {key: value for key, value in config.items() if not (isinstance(key, str) and "." in key)}
+    for dotted in sorted(set(config) - set(out)):
+        *sections, last = dotted.split(".")
+        node, props = out, full_schema
+        for i, section in enumerate(sections):
+            prop = props.get("properties", {}).get(section)
+            if prop is None or "object" not in _types(prop) or "properties" not in prop:
+                where = ".".join(sections[: i + 1])
+                known = ", ".join(k for k, p in full_schema["properties"].items() if "properties" in p)
+                raise ConfigError(
+                    f"config key {dotted}: {where} is not a section of the config (sections: {known})"
+                )
+            if not isinstance(node.get(section), dict):
+                node[section] = {}
+            node, props = node[section], prop
+        node[last] = config[dotted]
+    return out
+
+
 def _key(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
@@ -57,9 +143,11 @@ def validate(config: dict) -> dict:
     repr, in which a dict's keys stand in insertion order: the order of the keys in the config
     file (and where the defaults went in) would otherwise rerun jobs whose values did not change.
     """
-    config = copy.deepcopy(dict(config))
     full_schema = schema()
+    config = _nest_dotted(copy.deepcopy(dict(config)), full_schema)
     _fill_defaults(config, full_schema)
+    _coerce_numbers(config, full_schema)
+    _expand_home(config)
     _check_finite(config, [])
     validator = jsonschema.Draft202012Validator(full_schema)
     errors = sorted(
@@ -89,6 +177,8 @@ def _variants(config: dict, train_schema: dict) -> dict:
         merged = copy.deepcopy(config["train"])
         for key, value in (overrides or {}).items():  # a section (train.lora) merges key by key
             merged[key] = {**merged[key], **value} if isinstance(merged.get(key), dict) else value
+        _coerce_numbers(merged, train_schema)
+        _expand_home({"train": merged}, ["train.deepspeed"])
         errors = sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path))
         if errors:
             raise ConfigError(

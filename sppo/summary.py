@@ -72,6 +72,17 @@ def _table(metrics: list[dict], leaderboard: list[dict] | None) -> pd.DataFrame:
     return df
 
 
+def to_html(df: pd.DataFrame) -> str:
+    """The table as a page of its own, for ``snakemake --report`` (which shows HTML, not a TSV): the
+    same rows and numbers as metrics.tsv, to 4 decimals."""
+    style = "body{font-family:sans-serif;font-size:13px} td,th{padding:2px 8px;text-align:right}"
+    table = df.to_html(index=False, float_format=lambda x: f"{x:.4f}", border=0, na_rep="")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset=utf-8><title>Summary</title><style>{style}</style>"
+        f"</head><body><h1>Win rate of each π_t against π_0</h1>{table}</body></html>\n"
+    )
+
+
 def plot(df: pd.DataFrame, path: str) -> None:
     """Win rate against π_0 per iteration, its 95% interval and the LC win rate (one colour per
     variant when there are several); benchmark scores beside."""

@@ -1,6 +1,7 @@
 """Bad configs fail at validation with the key named; the defaults are complete."""
 
 import copy
+import os
 
 import pytest
 import yaml
@@ -114,7 +115,8 @@ def test_every_schema_key_has_default_and_description():
         ),
         (
             {"judge": {"eval": "reward_model", "reward_model": {"path": "~/rm"}}},
-            "config key judge.reward_model.path: directory '~/rm' not found",
+            # ~ is the home directory (expanded before the check)
+            f"config key judge.reward_model.path: directory {os.path.expanduser('~/rm')!r} not found",
         ),
         (
             {"prompts": {"source": "snorkel", "dataset": "./snorkel"}},
@@ -184,3 +186,56 @@ def test_config_readme_documents_every_key():
     assert (REPO / "config" / "README.md").read_text() == cfg.markdown(), (
         "run: python -m sppo.config > config/README.md"
     )
+
+
+def test_numbers_written_as_yaml_1_1_strings_are_numbers(default, tmp_path):
+    """PyYAML (YAML 1.1) reads ``1e-6`` as the string "1e-6"; where the schema wants a number it is
+    that number (exactly: float("1e-6") is the literal's own double), an integer key takes a whole
+    one, and text that is no number is still refused naming the key."""
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  learning_rate: 1e-6\n  eta: 1E3\ngenerate:\n  max_new_tokens: 5e1\n")
+    raw = yaml.safe_load(path.read_text())
+    assert raw["train"]["learning_rate"] == "1e-6"  # the YAML 1.1 reading this guards against
+    full = cfg.load(path)
+    assert full["train"]["learning_rate"] == 1e-6 and full["train"]["eta"] == 1000.0
+    assert full["generate"]["max_new_tokens"] == 50 and isinstance(full["generate"]["max_new_tokens"], int)
+    bad = {**default, "generate": {**default["generate"], "max_new_tokens": "2.5e0"}}
+    assert "config key generate.max_new_tokens" in errors_of(bad)
+    assert "config key train.learning_rate" in errors_of({**default, "train": {"learning_rate": "fast"}})
+    # snakemake --config 'generate={k: 3}' gives strings (YAML's BaseLoader)
+    cli = cfg.validate({**default, "generate": {"k": "3"}, "train": {"gradient_checkpointing": "true"}})
+    assert cli["generate"]["k"] == 3 and cli["train"]["gradient_checkpointing"] is True
+    assert cfg.validate({**default, "train": {"stop_epochs": "null"}})["train"]["stop_epochs"] is None
+    dpo = cfg.validate({**default, "variants": {"dpo": {"loss": "dpo", "learning_rate": "5e-7"}}})
+    assert dpo["variants"]["dpo"]["learning_rate"] == 5e-7
+
+
+def test_home_is_expanded_in_path_keys(default, tmp_path, monkeypatch):
+    """``~`` in a path key is the home directory, before the key is checked to exist."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "models" / "llama").mkdir(parents=True)
+    (tmp_path / "prompts.jsonl").write_text('{"prompt": "hi"}\n')
+    (tmp_path / "zero3.json").write_text("{}\n")
+    changed = copy.deepcopy(default)
+    changed["model"] = {"base": "~/models/llama"}
+    changed["prompts"] = {**default.get("prompts", {}), "source": "local", "path": "~/prompts.jsonl"}
+    changed["train"] = {**default["train"], "deepspeed": "~/zero3.json"}
+    changed["variants"] = {"big": {"deepspeed": "~/zero3.json"}}
+    full = cfg.validate(changed)
+    assert full["model"]["base"] == str(tmp_path / "models" / "llama")
+    assert full["prompts"]["path"] == str(tmp_path / "prompts.jsonl")
+    assert full["train"]["deepspeed"] == full["variants"]["big"]["deepspeed"] == str(tmp_path / "zero3.json")
+    missing = {**default, "model": {"base": "~/models/none"}}
+    assert f"directory {str(tmp_path / 'models' / 'none')!r} not found" in errors_of(missing)
+
+
+def test_dotted_keys_merge_into_their_section(default):
+    """``snakemake --config generate.k=3`` gives the top-level key "generate.k": it sets generate.k
+    and keeps the section's other keys; a dotted key outside the sections is refused naming it."""
+    full = cfg.validate({**default, "generate.k": 3, "judge.pairrm.batch_size": 4})
+    assert full["generate"]["k"] == 3
+    assert full["generate"]["temperature"] == cfg.validate(default)["generate"]["temperature"]
+    assert full["judge"]["pairrm"]["batch_size"] == 4 and "generate.k" not in full
+    assert "config key nosuch.k: nosuch is not a section" in errors_of({**default, "nosuch.k": 3})
+    assert "config key seed.x: seed is not a section" in errors_of({**default, "seed.x": 3})
+    assert "config key generate.kk: unknown key" in errors_of({**default, "generate.kk": 3})

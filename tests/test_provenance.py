@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from sppo.provenance import crate, hashing, record
+from sppo.provenance import audit, crate, hashing, record
 
 AUDITED = "results/iter1/rank/shard0.jsonl"
 
@@ -201,6 +201,26 @@ def test_changed_code_without_a_rerun_is_stale(copy_run):
     assert proc.returncode == 1
     (line,) = lines_about(proc, "results/iter1/winprob/pairs.jsonl")
     assert line.startswith("STALE") and "code changed: scripts/winprob.py" in line
+
+
+def test_a_variant_the_config_lacks_is_a_problem(tmp_path):
+    """Artifacts under results/NAME/iterT/ belong to variant NAME: audited with a config without it
+    (Snakemake's --summary cannot plan them, so their params went unchecked) the audit says so; with
+    the variants config (merged over config/config.yaml, as Snakemake merges) it does not."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("seed: 1\n")
+    variants = tmp_path / "variants.yaml"
+    variants.write_text("variants:\n  dpo: {loss: dpo}\n  sppo: {}\n")
+    paths = ["results/dpo/iter1/train/policy", "results/dpo/iter2/winprob/pairs.jsonl", "results/iter1/split"]
+    assert audit.configured_variants(tmp_path) == set()
+    assert audit.configured_variants(tmp_path, [str(variants)]) == {"dpo", "sppo"}
+    lines = audit.foreign_variants(paths, audit.configured_variants(tmp_path))
+    assert lines == [
+        "variant dpo (2 artifacts, e.g. results/dpo/iter1/train/policy) is not in the config given"
+        " (variants: none): give the run's config with --configfile"
+    ]
+    assert audit.foreign_variants(paths, audit.configured_variants(tmp_path, [str(variants)])) == []
+    assert audit.foreign_variants(["results/summary/metrics.tsv", "results/iter3/evaluate"], set()) == []
 
 
 def test_lineage_tree_and_drawing(finished_run, tmp_path):

@@ -92,8 +92,13 @@ def test_run_card_groups_the_recorded_machines_and_shows_a_failed_audit():
         }
 
     records = {"a": rec("generate", "n1"), "b": rec("train", "n2"), "c": rec("rank", "n1")}
-    card = runcard.build({"seed": 1}, records, (1, "results/x: stale\n"))
-    assert card["audit"] == {"passed": False, "exit_status": 1, "report": "results/x: stale\n"}
+    card = runcard.build({"seed": 1}, records, (1, "results/x: stale\n"), "2026-12-06T04:10:00+00:00")
+    assert card["audit"] == {
+        "passed": False,
+        "exit_status": 1,
+        "report": "results/x: stale\n",
+        "at": "2026-12-06T04:10:00+00:00",
+    }
     assert card["jobs"] == 3 and card["config"] == {"seed": 1}
     assert [(m["value"]["hostname"], m["jobs"], m["rules"]) for m in card["machines"]] == [
         ("n1", 2, ["generate", "rank"]),
@@ -108,6 +113,27 @@ def test_run_card_groups_the_recorded_machines_and_shows_a_failed_audit():
     ]
     page = runcard.to_html(card)
     assert "FAILED (exit status 1)" in page and "results/x: stale" in page
+    passed = runcard.to_html(runcard.build({}, records, (0, "ok\n"), "2026-12-06T04:10:00+00:00"))
+    # "passed" only with the time it was reached and the warning that later edits are not covered
+    assert (
+        "<b>passed</b> over 3 recorded jobs, at 2026-12-06T04:10:00+00:00 (UTC) when this card was built"
+        in passed
+    )
+    assert "does not cover an artifact changed after that" in passed
+
+
+def test_audit_summary_for_the_report_caption():
+    """The report's caption (rendered when the report is built) says passed only for exit status 0,
+    always with the time, the audit's count line and its first lines that are not ok."""
+    report = "ok         results/a\nMODIFIED   results/b: sha256 differs\nSTALE      results/c: made from b\n"
+    report += "audit: 3 artifacts: 1 ok, 1 modified, 1 stale (0.1 s)\n"
+    failed = runcard.audit_summary(1, report, "2026-12-06T04:10:00+00:00", problems_shown=1)
+    assert failed.startswith("**FAILED** (exit status 1) at 2026-12-06T04:10:00+00:00 (UTC)")
+    assert "``audit: 3 artifacts: 1 ok, 1 modified, 1 stale (0.1 s)``" in failed
+    assert "    MODIFIED   results/b" in failed and "STALE" not in failed and "results/a" not in failed
+    passed = runcard.audit_summary(0, "ok         results/a\naudit: 1 artifacts: 1 ok (0.1 s)\n", "T")
+    assert passed == "**passed** at T (UTC): ``audit: 1 artifacts: 1 ok (0.1 s)``"
+    assert repr(runcard.AuditWhenShown("Snakefile", {"seed": 1})) == "AuditWhenShown()"  # params stay stable
 
 
 def test_lengths_count_samples_cut_by_generation_and_prompts_fitted(tiny_model_dir, tmp_path):
@@ -274,6 +300,7 @@ def test_report_opens_in_a_browser_with_categories_figures_and_samples(finished_
         wait.until(lambda b: b.find_element(By.LINK_TEXT, "Training"))
         listed = browser.find_element(By.TAG_NAME, "body").text.splitlines()
         assert set(CATEGORIES) <= set(listed), listed
+        assert "SPPO: Self-Play Preference Optimization" in listed, listed  # the landing page
 
         for category, figures in FIGURES.items():
             for name in figures:
@@ -290,6 +317,14 @@ def test_report_opens_in_a_browser_with_categories_figures_and_samples(finished_
         assert header == ["prompt", "π_0", "π_1", "π_2", "π_3"]
         rows = browser.find_elements(By.CSS_SELECTOR, "#samples tbody tr")
         assert len(rows) == 4 and "preference over π_0: 0.500" in rows[0].text
+        browser.switch_to.default_content()
+
+        open_file("Summary", "metrics.html")  # the headline table, as HTML the report shows
+        frame = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "iframe[src*='filename=metrics.html']"))
+        browser.switch_to.frame(frame)
+        header = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "thead th")]
+        assert header[:4] == ["iteration", "model", "n_prompts", "win_rate"]
+        assert len(browser.find_elements(By.CSS_SELECTOR, "tbody tr")) == 4  # π_0 … π_3
         browser.switch_to.default_content()
 
         open_file("Run card", "run_card.html")

@@ -148,11 +148,43 @@ def test_reordered_config_keys_rerun_nothing(copy_run):
     assert scheduled_jobs(run, "iter3")["train"] == 3
 
 
+def test_a_run_moved_with_its_timestamps_plans_nothing(copy_run):
+    """docs/usage.md, Moving a finished run: copy_run copies the run to another path keeping the
+    timestamps and .snakemake/ (as cp -a): nothing is planned. A script newer than its outputs (what
+    a plain cp -r or a fresh checkout gives) plans its rule and what follows as "Code has changed";
+    --touch marks the outputs current again without running anything."""
+    run = copy_run()
+    assert scheduled_jobs(run, "iter3") == {}
+    script = run / "scripts" / "summary.py"
+    os.utime(script, (time.time() + 5, time.time() + 5))
+    proc = snakemake(run, "iter3", "-n")
+    assert "summary" in scheduled_jobs(run, "iter3") and "Code has changed" in proc.stdout + proc.stderr
+    snakemake(run, "iter3", "--touch")
+    assert scheduled_jobs(run, "iter3") == {}
+
+
 def test_report_shows_the_summary(copy_run):
     run = copy_run()
     snakemake(run, "iter3", "--report", "report.html")
     html = (run / "report.html").read_text(errors="replace")
     assert "metrics.tsv" in html and "winrate.png" in html
+    # the landing page says what the run is; the summary table is there as HTML too
+    assert "SPPO: Self-Play Preference Optimization" in html and "metrics.html" in html
+    page = (run / "results/summary/metrics.html").read_text()
+    tsv = (run / "results/summary/metrics.tsv").read_text().splitlines()
+    assert page.count("<tr") == len(tsv)  # header and one row per π_t, as in metrics.tsv
+    # the run card's caption runs the audit when the report is built: after an edit it says so
+    assert "Provenance audit, run when this report was built" in html
+    assert "<strong>passed</strong> at " in html
+    pairs = run / "results/iter2/winprob/pairs.jsonl"
+    lines = pairs.read_text().splitlines()
+    row = json.loads(lines[0])
+    row["prompt"] += " (edited)"
+    pairs.write_text("\n".join([json.dumps(row), *lines[1:]]) + "\n")
+    snakemake(run, "iter3", "--report", "edited.html")
+    edited = (run / "edited.html").read_text(errors="replace")
+    assert "<strong>FAILED</strong> (exit status 1) at " in edited
+    assert "results/iter2/winprob/pairs.jsonl" in edited
 
 
 def test_killed_run_resumes_unfinished_jobs_and_is_deterministic(copy_run, finished_run):
@@ -201,6 +233,21 @@ def test_killed_run_resumes_unfinished_jobs_and_is_deterministic(copy_run, finis
 def test_bad_config_fails_before_any_job(workflow):
     write_config(workflow, {"generate": {"k": 1}})
     proc = snakemake(workflow, "iter3", check=False)
+    assert proc.returncode != 0
+    assert "config key generate.k: 1 is less than the minimum of 2" in proc.stderr + proc.stdout
+    assert not (workflow / "results").exists()
+
+
+def test_nested_config_overrides_on_the_command_line(workflow):
+    """``--config 'generate={k: 1}'`` merges into the section (Snakemake merges nested dicts, and
+    reads the braces with YAML's BaseLoader, every value a string, which the validation turns back
+    into the integer): k=1 is refused as generate.k, so it reached the section, and k=3 with
+    ``train={gradient_checkpointing: true}`` plans the run. Snakemake itself refuses the dotted form
+    ``generate.k=3`` before the workflow is read; docs/usage.md shows the braces."""
+    assert scheduled_jobs(
+        workflow, "iter1", "--config", "generate={k: 3}", "train={gradient_checkpointing: true}"
+    )
+    proc = snakemake(workflow, "iter1", "-n", "--config", "generate={k: 1}", check=False)
     assert proc.returncode != 0
     assert "config key generate.k: 1 is less than the minimum of 2" in proc.stderr + proc.stdout
     assert not (workflow / "results").exists()

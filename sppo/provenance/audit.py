@@ -18,10 +18,13 @@ recorded. Every hash is recomputed from the bytes; nothing is taken on trust fro
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from sppo.provenance import hashing
 from sppo.provenance.code import code_files
@@ -101,6 +104,41 @@ def params_changed(
         return set(), (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
     status = rows[0].index("status")
     return {os.path.normpath(row[0]) for row in rows[1:] if row[status] == "params changed"}, None
+
+
+_VARIANT_PATH = re.compile(r"([a-z][a-z0-9_-]*)/iter[0-9]+(/|$)")
+
+
+def configured_variants(workflow: Path = Path("."), configfiles: list[str] = ()) -> set[str]:
+    """The variant names of the config the audit runs with: the workflow's config/config.yaml with
+    ``configfiles`` over it, merged as Snakemake merges them (the variants section key by key)."""
+    names: set[str] = set()
+    for path in [workflow / "config" / "config.yaml", *configfiles]:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f) or {}  # JSON is YAML too
+        except OSError:
+            continue
+        names |= set((data.get("variants") or {}) if isinstance(data, dict) else {})
+    return names
+
+
+def foreign_variants(paths, variants: set[str]) -> list[str]:
+    """A line for each variant (results/NAME/iterT/…) that ``paths`` hold and ``variants`` lack: its
+    artifacts were made with a config this audit was not given, so its params were not checked
+    against the run's config (Snakemake's --summary cannot plan a variant the config lacks)."""
+    found: dict[str, list[str]] = {}
+    for path in paths:
+        rel = os.path.relpath(path, RESULTS)
+        match = _VARIANT_PATH.match(rel.replace(os.sep, "/"))
+        if match and not re.fullmatch(r"iter[0-9]+", match.group(1)) and match.group(1) not in variants:
+            found.setdefault(match.group(1), []).append(path)
+    have = ", ".join(sorted(variants)) or "none"
+    return [
+        f"variant {name} ({len(paths)} artifacts, e.g. {paths[0]}) is not in the config given"
+        f" (variants: {have}): give the run's config with --configfile"
+        for name, paths in sorted(found.items())
+    ]
 
 
 class Auditor:
@@ -185,6 +223,7 @@ def audit(
         exists = os.path.exists(path)
         findings.append(Finding(path, "unrecorded" if exists else "missing", ["no provenance record"]))
     propagate_staleness(list(found.jobs.values()), {f.path: f for f in findings})
+    problems += foreign_variants(sorted(f.path for f in findings), configured_variants(workflow, configfiles))
     return sorted(findings, key=lambda f: f.path), problems
 
 
