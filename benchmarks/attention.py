@@ -1,7 +1,7 @@
 """The cost of Gemma-2's attention soft-capping on CPU: eager attention (caps) against sdpa (does not).
 
     ./run python -m benchmarks.attention        # default shape, a few minutes on 2 cores
-    PYTHONPATH=. python benchmarks/attention.py --tiny   # toy shape (tests/test_attention.py)
+    ./run python -m benchmarks.attention --tiny # toy shape (tests/test_attention.py)
 
 model.attn_implementation auto loads a model with ``attn_logit_softcapping`` (Gemma-2) with eager
 attention (sppo.models), because transformers' default, sdpa, drops the cap. Eager materialises
