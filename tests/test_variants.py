@@ -31,8 +31,12 @@ def test_shared_work_ran_once(compare_run):
     assert [w for rule, w in jobs if rule == "evaluate_answers" and "t=0" in w] == ["v=, t=0"]
     for name in VARIANTS:
         assert not (workdir / f"results/{name}/iter1/generate").exists()
+        shards = {f"results/{name}/iter1/reflogp/shard{s}.jsonl" for s in range(2)}
+        for shard in shards:  # each variant's reference log-probs come from π_0 and the shared pairs
+            record = metrics(workdir / f"results/provenance/{shard}.json")
+            assert set(record["inputs"]) == {"results/iter0/model", "results/iter1/winprob/pairs.jsonl"}
         record = metrics(workdir / f"results/provenance/{name}/iter1/reflogp/pairs.jsonl.json")
-        assert set(record["inputs"]) == {"results/iter0/model", "results/iter1/winprob/pairs.jsonl"}
+        assert set(record["inputs"]) == shards | {"results/iter1/winprob/pairs.jsonl"}
         assert (workdir / f"results/{name}/iter2/generate/shard1.jsonl").is_file()
 
 

@@ -156,7 +156,10 @@ def test_a_run_moved_with_its_timestamps_plans_nothing(copy_run):
     run = copy_run()
     assert scheduled_jobs(run, "iter3") == {}
     script = run / "scripts" / "summary.py"
-    os.utime(script, (time.time() + 5, time.time() + 5))
+    # newer than the summary's outputs but not in the future, so that --touch (now) ends newer again
+    newest = max(p.stat().st_mtime for p in (run / "results" / "summary").iterdir())
+    assert newest + 1 < time.time()
+    os.utime(script, (newest + 1, newest + 1))
     proc = snakemake(run, "iter3", "-n")
     assert "summary" in scheduled_jobs(run, "iter3") and "Code has changed" in proc.stdout + proc.stderr
     snakemake(run, "iter3", "--touch")
