@@ -24,7 +24,8 @@ REVISIONS_ENV = "SPPO_HUB_REVISIONS"
 
 FETCH_HINT = (
     "run the fetch first, on a machine that reaches the hub (the login node): "
-    "`./run snakemake fetch --configfile <your config>` (README: Before the first run on a cluster)"
+    "`./run snakemake --cores 1 fetch --configfile <your config>` "
+    "(docs/cluster.md: Before the first run on a cluster)"
 )
 
 

@@ -81,7 +81,7 @@ def test_an_unfetched_model_offline_fails_naming_it_and_the_fetch(tmp_path, monk
     with pytest.raises(FileNotFoundError) as error:
         models.load_tokenizer("google/gemma-2-9b-it", settings)
     assert "model 'google/gemma-2-9b-it' is not in the Hugging Face hub cache" in str(error.value)
-    assert "./run snakemake fetch --configfile" in str(error.value)
+    assert "./run snakemake --cores 1 fetch --configfile" in str(error.value)
 
 
 def test_fetch_asks_for_no_gpu_and_runs_online(workflow):
@@ -101,7 +101,8 @@ def test_split_reads_a_fetched_dataset_from_the_hub_cache_offline(tmp_path, monk
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(FileNotFoundError, match=r"dataset 'owner/prompts' is not in the .* snakemake fetch"):
+    missing = r"dataset 'owner/prompts' is not in the .* snakemake --cores 1 fetch"
+    with pytest.raises(FileNotFoundError, match=missing):
         split.load_splits("owner/prompts", ["train_iteration_1"], "prompt")
     repo = tmp_path / "hub" / "datasets--owner--prompts"
     snapshot = repo / "snapshots" / ("c" * 40)
