@@ -280,6 +280,7 @@ def chromium_driver():
 
 
 def test_report_opens_in_a_browser_with_categories_figures_and_samples(finished_run, tmp_path):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -288,12 +289,22 @@ def test_report_opens_in_a_browser_with_categories_figures_and_samples(finished_
     browser = chromium_driver()
     wait = WebDriverWait(browser, 20)
 
-    def open_file(category: str, name: str):
-        """Show results/summary/``name`` of ``category`` as a reader does: menu, category, eye icon."""
-        browser.get(page.as_uri())
-        wait.until(lambda b: b.find_element(By.LINK_TEXT, category)).click()
+    def show(category: str, name: str, css: str):
+        """Show results/summary/``name`` of ``category`` as a reader does (menu, category, eye icon)
+        and return the element ``css`` finds there. The report is a script-built page: a click that
+        lands while it is still building is lost, so the whole sequence is tried up to 3 times, from
+        a blank page each time."""
         row = f"//tr[td[text()='results/summary/{name}']]//a[@iconname='eye']"
-        wait.until(lambda b: b.find_element(By.XPATH, row)).click()
+        for attempt in range(3):
+            try:
+                browser.get("about:blank")
+                browser.get(page.as_uri())
+                wait.until(lambda b: b.find_element(By.LINK_TEXT, category)).click()
+                wait.until(lambda b: b.find_element(By.XPATH, row)).click()
+                return wait.until(lambda b: b.find_element(By.CSS_SELECTOR, css))
+            except TimeoutException:
+                if attempt == 2:
+                    raise
 
     try:
         browser.get(page.as_uri())
@@ -304,14 +315,10 @@ def test_report_opens_in_a_browser_with_categories_figures_and_samples(finished_
 
         for category, figures in FIGURES.items():
             for name in figures:
-                open_file(category, name)
-                image = wait.until(
-                    lambda b, n=name: b.find_element(By.CSS_SELECTOR, f"img[src*='filename={n}']")
-                )
+                image = show(category, name, f"img[src*='filename={name}']")
                 wait.until(lambda b, i=image: i.get_property("naturalWidth") > 100)  # decoded, not broken
 
-        open_file("Samples", "samples.html")
-        frame = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "iframe[src*='filename=samples.html']"))
+        frame = show("Samples", "samples.html", "iframe[src*='filename=samples.html']")
         browser.switch_to.frame(frame)
         header = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#samples thead th")]
         assert header == ["prompt", "π_0", "π_1", "π_2", "π_3"]
@@ -319,22 +326,20 @@ def test_report_opens_in_a_browser_with_categories_figures_and_samples(finished_
         assert len(rows) == 4 and "preference over π_0: 0.500" in rows[0].text
         browser.switch_to.default_content()
 
-        open_file("Summary", "metrics.html")  # the headline table, as HTML the report shows
-        frame = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "iframe[src*='filename=metrics.html']"))
+        # the headline table, as HTML the report shows
+        frame = show("Summary", "metrics.html", "iframe[src*='filename=metrics.html']")
         browser.switch_to.frame(frame)
         header = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "thead th")]
         assert header[:4] == ["iteration", "model", "n_prompts", "win_rate"]
         assert len(browser.find_elements(By.CSS_SELECTOR, "tbody tr")) == 4  # π_0 … π_3
         browser.switch_to.default_content()
 
-        open_file("Run card", "run_card.html")
-        frame = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "iframe[src*='filename=run_card.html']"))
+        frame = show("Run card", "run_card.html", "iframe[src*='filename=run_card.html']")
         browser.switch_to.frame(frame)
         assert "provenance audit: passed" in browser.find_element(By.ID, "audit").text
         browser.switch_to.default_content()
 
-        open_file("Training", "training.png")  # the view shown in the README (docs/report.png)
-        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "img[src*='filename=training.png']"))
+        show("Training", "training.png", "img[src*='filename=training.png']")  # as in docs/report.png
         shot = tmp_path / "report.png"
         browser.save_screenshot(str(shot))
         assert shot.read_bytes()[:8] == PNG

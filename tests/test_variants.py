@@ -33,7 +33,7 @@ def test_shared_work_ran_once(compare_run):
         assert not (workdir / f"results/{name}/iter1/generate").exists()
         shards = {f"results/{name}/iter1/reflogp/shard{s}.jsonl" for s in range(2)}
         for shard in shards:  # each variant's reference log-probs come from π_0 and the shared pairs
-            record = metrics(workdir / f"results/provenance/{shard}.json")
+            record = metrics(workdir / "results/provenance" / f"{shard.removeprefix('results/')}.json")
             assert set(record["inputs"]) == {"results/iter0/model", "results/iter1/winprob/pairs.jsonl"}
         record = metrics(workdir / f"results/provenance/{name}/iter1/reflogp/pairs.jsonl.json")
         assert set(record["inputs"]) == shards | {"results/iter1/winprob/pairs.jsonl"}
