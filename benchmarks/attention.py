@@ -27,14 +27,13 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
 import torch
 
 from benchmarks.gpu import GEMMA2, model_config, sppo_steps
-from benchmarks.train_memory import ROOT, machine, rss_mib
+from benchmarks.train_memory import child_result, machine, rss_mib
 from benchmarks.workloads import pair_batch
 from sppo.logprobs import response_logps
 
@@ -109,11 +108,7 @@ def spawn(implementation: str, kind: str, args) -> dict:
     ]
     cmd = [sys.executable, __file__, "--child", f"--attention={implementation}", f"--pass={kind}", *options]
     cmd += ["--tiny"] if args.tiny else []
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode:
-        raise RuntimeError(f"{kind} / {implementation} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return child_result(cmd, f"{kind} / {implementation}")
 
 
 def table(rows: list[dict]) -> str:

@@ -144,10 +144,16 @@ def spawn(shape: str, variant: str, args) -> dict:
     ]
     flags = [flag for flag, on in (("--tiny", args.tiny), ("--bf16", args.bf16)) if on]
     cmd = [sys.executable, __file__, "--child", f"--shape={shape}", f"--variant={variant}", *options, *flags]
+    return child_result(cmd, f"{shape} / {variant}")
+
+
+def child_result(cmd: list[str], label: str) -> dict:
+    """Run ``cmd`` (a benchmark's own ``--child`` pass, with the checkout importable) in a fresh
+    interpreter, so that its peak RSS is its own; the JSON object it prints last."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode:
-        raise RuntimeError(f"{shape} / {variant} failed:\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"{label} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
