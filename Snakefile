@@ -8,7 +8,12 @@ from sppo.config import validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The offline toy, unless the command line names config files: a config file is complete on its
+# own (a key it leaves out takes the schema's default, the paper's value), wherever it runs from.
+# The toy can be named too: --configfile config/config.yaml FILE puts FILE over it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "report/workflow.rst"  # the landing page of `snakemake --report`
@@ -18,6 +23,7 @@ config = validate(config)  # fails before any job runs, naming the key
 
 
 include: "rules/common.smk"
+include: "rules/config.smk"
 include: "rules/fetch.smk"
 include: "rules/basemodel.smk"
 include: "rules/split.smk"

@@ -1,8 +1,8 @@
 """Time every stage and the whole default iter3 run (the offline demo), in a fresh copy of the workflow.
 
-    ./run python -m benchmarks.pipeline [--cores N] [--target iter3] [--keep DIR] [--configfile FILE]
+    ./run python -m benchmarks.pipeline [--cores N] [--target iter3] [--keep DIR] [--configfile FILE ...]
 
-(``--configfile config/compare.yaml``: the variants side by side.)
+(``--configfile config/config.yaml config/compare.yaml``: the variants side by side.)
 
 Prints the wall-clock time of `snakemake --cores N iter3` from nothing, the time per stage from the
 rules' `benchmark:` files (sum over the stage's jobs and the number of jobs), the machine, and the
@@ -58,13 +58,18 @@ def main() -> None:
     parser.add_argument("--cores", default=str(os.cpu_count()))
     parser.add_argument("--target", default="iter3")
     parser.add_argument("--keep", type=Path, help="run in this directory and keep it")
-    parser.add_argument("--configfile", help="a config over config/config.yaml, relative to the workflow")
+    parser.add_argument(
+        "--configfile",
+        nargs="+",
+        default=[],
+        help="config files, relative to the workflow (none: config/config.yaml)",
+    )
     args = parser.parse_args()
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="sppo-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     copy_workflow(workdir)
     started = time.perf_counter()
-    extra = ["--configfile", args.configfile] if args.configfile else []
+    extra = ["--configfile", *args.configfile] if args.configfile else []
     subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", args.cores, args.target, *extra, "--quiet", "all"],
         cwd=workdir,
@@ -75,7 +80,8 @@ def main() -> None:
         f"machine: {cpu_model()}, {os.cpu_count()} cores, "
         f"python {platform.python_version()}, snakemake --cores {args.cores}"
     )
-    print(f"whole {args.target} from nothing{' with ' + args.configfile if extra else ''}: {wall:.1f} s wall")
+    given = f" with {' '.join(args.configfile)}" if extra else ""
+    print(f"whole {args.target} from nothing{given}: {wall:.1f} s wall")
     print(f"{'stage':<18}{'jobs':>6}{'seconds (sum over jobs)':>26}")
     for stage, (seconds, jobs) in sorted(stage_times(workdir).items(), key=lambda kv: -kv[1][0]):
         print(f"{stage:<18}{jobs:>6}{seconds:>26.1f}")

@@ -2,7 +2,7 @@ import glob
 import os
 import shlex
 
-from sppo import fetch, gpujob, hub
+from sppo import fetch, gpujob, hub, runconfig
 from sppo.config import variant_trains
 from sppo.io import dumps
 from sppo.judges import USES_GPU
@@ -34,6 +34,8 @@ fetch.export_offline(FETCH_PLAN, config["hub_offline"])
 # Jobs read the commits the fetch recorded (sppo.hub.pinned), once there is a record.
 FETCH_RECORD = "results/fetch/revisions.json"
 os.environ[hub.REVISIONS_ENV] = os.path.abspath(FETCH_RECORD)
+# The run's configuration: the config files it was given, or the toy (sppo.runconfig).
+RUN_CONFIG_NAMES = runconfig.names(workflow.overwrite_configfiles)
 ITERATIONS = config["iterations"]
 SHARDS = config["shards"]
 MODEL_ENV = "../envs/model.yaml"

@@ -206,7 +206,7 @@ def test_changed_code_without_a_rerun_is_stale(copy_run):
 def test_a_variant_the_config_lacks_is_a_problem(tmp_path):
     """Artifacts under results/NAME/iterT/ belong to variant NAME: audited with a config without it
     (Snakemake's --summary cannot plan them, so their params went unchecked) the audit says so; with
-    the variants config (merged over config/config.yaml, as Snakemake merges) it does not."""
+    the variants config it does not (the config files given replace config/config.yaml, as in a run)."""
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text("seed: 1\n")
     variants = tmp_path / "variants.yaml"

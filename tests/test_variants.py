@@ -14,7 +14,9 @@ VARIANTS = ["dpo", "ipo", "sppo", "sppo-all"]
 @pytest.fixture(scope="module")
 def compare_run(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("compare") / "wf")
-    proc = snakemake(workdir, "iter3", "--configfile", "config/compare.yaml", timeout=3600)
+    proc = snakemake(
+        workdir, "iter3", "--configfile", "config/config.yaml", "config/compare.yaml", timeout=3600
+    )
     return workdir, proc.stderr
 
 
@@ -79,7 +81,9 @@ def test_summary_compares_the_variants(compare_run):
 
 def test_the_audit_passes(compare_run):
     workdir, _ = compare_run
-    proc = snakemake(workdir, "audit", "--configfile", "config/compare.yaml", check=False)
+    proc = snakemake(
+        workdir, "audit", "--configfile", "config/config.yaml", "config/compare.yaml", check=False
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         "--configfile",
         action="append",
         default=[],
-        help="the run's config file(s), as given to snakemake (default: the workflow's own)",
+        help="the run's config file(s), as given to snakemake (default: config/config.yaml, the toy)",
     )
     p.add_argument("--tree", metavar="ARTIFACT", help="print the lineage of ARTIFACT and stop")
     p.add_argument(

@@ -93,7 +93,7 @@ def params_changed(
     "params changed" (unless a status it ranks higher applies: missing, updated input files, rule
     implementation changed, set of input files changed). ``--list-changes params`` would be the
     obvious call, but Snakemake 9.27 lists every output that has stored params there, changed or
-    not. The current config is the workflow's with ``configfiles`` on top, as the run gave them.
+    not. The current config is ``configfiles`` as the run gave them (none: config/config.yaml).
     Returns the outputs and, if Snakemake could not answer, why.
     """
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(workflow / "Snakefile")]
@@ -110,10 +110,10 @@ _VARIANT_PATH = re.compile(r"([a-z][a-z0-9_-]*)/iter[0-9]+(/|$)")
 
 
 def configured_variants(workflow: Path = Path("."), configfiles: list[str] = ()) -> set[str]:
-    """The variant names of the config the audit runs with: the workflow's config/config.yaml with
-    ``configfiles`` over it, merged as Snakemake merges them (the variants section key by key)."""
+    """The variant names of the config the audit runs with: ``configfiles`` merged as Snakemake merges
+    them (the variants section key by key), or the workflow's config/config.yaml when there are none."""
     names: set[str] = set()
-    for path in [workflow / "config" / "config.yaml", *configfiles]:
+    for path in configfiles or [workflow / "config" / "config.yaml"]:
         try:
             with open(path, encoding="utf-8") as f:
                 data = yaml.safe_load(f) or {}  # JSON is YAML too
@@ -207,7 +207,8 @@ def audit(
     configfiles: list[str] = (),
 ) -> tuple[list[Finding], list[str]]:
     """Findings for every artifact in the lineage of ``roots``, and run-wide problems. ``workflow``:
-    the directory of the Snakefile, whose code and config (``configfiles`` on top) are the current."""
+    the directory of the Snakefile, whose code and config (``configfiles``, or its config/config.yaml)
+    are the current."""
     found = lineage(roots, made)
     targets = sorted({os.path.normpath(r) for r in roots})
     changed_params, error = params_changed(targets, workflow, configfiles)
