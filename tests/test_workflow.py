@@ -193,11 +193,12 @@ def test_report_shows_the_summary(copy_run):
 def test_killed_run_resumes_unfinished_jobs_and_is_deterministic(copy_run, finished_run):
     """kill -9 in the middle; the rerun does only what was left and ends byte-identical to a clean run.
 
-    It starts from the shared run with iterations 2 and 3 and the summary removed, so the killed run
-    makes them again from π_1 (that the split and iteration 1 come out the same from nothing is
-    tests/test_variants.py's check: its sppo variant equals the shared run)."""
+    It starts from the shared run with iteration 3 and the summary removed, so the killed run makes
+    them again from π_2, and is killed once iteration 3's pairs exist (that the split and the earlier
+    iterations come out the same from nothing is tests/test_variants.py's check: its sppo variant
+    equals the shared run)."""
     workflow = copy_run()
-    for name in ("results/iter2", "results/iter3", "results/summary"):
+    for name in ("results/iter3", "results/summary"):
         shutil.rmtree(workflow / name)
     proc = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--cores", "2", "iter3"],
@@ -208,10 +209,10 @@ def test_killed_run_resumes_unfinished_jobs_and_is_deterministic(copy_run, finis
         start_new_session=True,
     )
     deadline = time.monotonic() + 600
-    while not (workflow / "results/iter2/model").exists():
+    while not (workflow / "results/iter3/winprob/pairs.jsonl").exists():
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
         time.sleep(0.2)
-    time.sleep(1.0)  # let iteration 3 start
+    time.sleep(1.0)  # let the reference log-probs start
     os.killpg(proc.pid, signal.SIGKILL)
     output = proc.communicate()[0]
     done = max(int(line.split()[0]) for line in output.splitlines() if "steps (" in line and " of " in line)
@@ -316,7 +317,13 @@ def test_runs_from_another_working_directory(tmp_path, deploy):
     work = tmp_path / "work"
     (work / "data").mkdir(parents=True)
     shutil.copy(REPO / "data/prompts.jsonl", work / "data/prompts.jsonl")
-    small = {"iterations": 1, "split": {"eval_size": 10, "max_per_iteration": 16}}
+    small = {  # wiring, not learning: a small iteration
+        "iterations": 1,
+        "shards": 1,
+        "split": {"eval_size": 10, "max_per_iteration": 16},
+        "generate": {"k": 3, "max_new_tokens": 8},
+        "evaluate": {"max_new_tokens": 8},
+    }
     configfile = write_config(work, {**small, "prompts": {"path": "data/prompts.jsonl"}}, name="config.yaml")
     if deploy == "snakefile":
         start = tmp_path
