@@ -10,11 +10,12 @@ the rule's declared output, which Snakemake removes before a job runs and after 
 A rerun resumes from the newest *complete* checkpoint: one that carries :data:`MARKER`, written by
 process 0 after every process has finished its part of the save. A checkpoint made for other
 inputs or settings (another :func:`fingerprint`) is removed, never resumed. Once π_t is published
-the directory is removed (:func:`remove`).
+the directory is removed (:func:`kept_while_needed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,6 +24,7 @@ import re
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -113,31 +115,38 @@ def latest(root: Path, print_: dict) -> Path | None:
 
 
 def tidy(root: Path, print_: dict, keep: Path | None) -> None:
-    """Process 0, before training: remove what must not be resumed, saying why, and record
-    ``print_`` for the checkpoints to come. ``keep``: the checkpoint being resumed."""
-    if root.is_dir():
-        recorded = root / FINGERPRINT
-        if recorded.is_file() and io.read_json(recorded).get("sha256") != print_["sha256"]:
-            log.warning(
-                "removing the checkpoints in %s: they were made for other inputs or settings "
-                "(pairs, π_{t−1}, train settings, model section, seed or process count differ)",
-                root,
-            )
-            shutil.rmtree(root)
-        else:
-            for path in root.iterdir():
-                if CHECKPOINT.match(path.name) and path != keep:
-                    log.info(
-                        "removing %s (%s)", path, "incomplete" if not (path / MARKER).exists() else "older"
-                    )
-                    shutil.rmtree(path, ignore_errors=True)
-    root.mkdir(parents=True, exist_ok=True)
-    io.write_json(root / FINGERPRINT, print_)
+    """Process 0, before training: remove what must not be resumed, saying why; ``keep`` is the
+    checkpoint being resumed. A directory left with no checkpoint is removed."""
+    if not root.is_dir():
+        return
+    recorded = root / FINGERPRINT
+    if recorded.is_file() and io.read_json(recorded).get("sha256") != print_["sha256"]:
+        log.warning(
+            "removing the checkpoints in %s: they were made for other inputs or settings "
+            "(pairs, π_{t−1}, train settings, model section, seed or process count differ)",
+            root,
+        )
+        shutil.rmtree(root)
+        return
+    for path in root.iterdir():
+        if CHECKPOINT.match(path.name) and path != keep:
+            log.info("removing %s (%s)", path, "older" if (path / MARKER).exists() else "incomplete")
+            shutil.rmtree(path, ignore_errors=True)
+    if keep is None:
+        shutil.rmtree(root)
 
 
-def remove(root: Path) -> None:
-    """π_t is published: its checkpoints are of no further use."""
-    if root.is_dir():
+@contextlib.contextmanager
+def kept_while_needed(root: Path, *, is_writer: bool) -> Iterator[None]:
+    """Around training and publishing π_t: afterwards (the writer process) remove ``root``, unless
+    the block failed and ``root`` holds a complete checkpoint that a rerun can resume from."""
+    try:
+        yield
+    except BaseException:
+        if is_writer and root.is_dir() and not complete_checkpoints(root):
+            shutil.rmtree(root, ignore_errors=True)  # the Trainer made it; nothing to resume in it
+        raise
+    if is_writer and root.is_dir():
         shutil.rmtree(root)
         log.info("removed the checkpoints in %s (π_t is published)", root)
 
@@ -203,6 +212,7 @@ class Checkpointing(TrainerCallback):
         if not self.is_main:
             return
         saved = self.root / f"checkpoint-{state.global_step}"
+        io.write_json(self.root / FINGERPRINT, self.print_)  # what the checkpoints are made for
         io.write_json(saved / MARKER, {**self.print_, "step": state.global_step})
         for older in complete_checkpoints(self.root)[:-1] + [
             p for p in self.root.iterdir() if CHECKPOINT.match(p.name) and not (p / MARKER).exists()

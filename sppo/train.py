@@ -362,7 +362,10 @@ def main(argv: list[str] | None = None) -> None:
         resume.tidy(checkpoints, print_, keep=resume_from)
 
     # ---- model and training, in a partial directory that becomes π_t only once complete
-    with io.atomic_directory(args.out, is_writer=rank == 0) as partial:
+    with (
+        resume.kept_while_needed(checkpoints, is_writer=rank == 0),
+        io.atomic_directory(args.out, is_writer=rank == 0) as partial,
+    ):
         # The training arguments come first, so that ZeRO-3 partitions the weights as they load.
         training_args = arguments(settings, str(checkpoints), world, max_steps, args.seed)
         if settings["deepspeed"]:
@@ -402,7 +405,5 @@ def main(argv: list[str] | None = None) -> None:
             trainer.save_model(str(partial))  # every process: ZeRO-3 gathers the weights
         if rank == 0:
             save_extras(partial, tokenizer, args, world)
-    if rank == 0:
-        resume.remove(checkpoints)
     if rank == 0 and args.log_file:
         log.info("provenance record: %s", record.write(job_record(args, started)))
