@@ -37,8 +37,8 @@ with without_sklearn():
 
 log = logging.getLogger(__name__)
 
-# SIGURG is what profiles/slurm asks SLURM to send (--signal=URG@…): its default action is to be
-# ignored, so the job's other processes (the batch shell, Snakemake, bash, torchrun) survive it,
+# SIGURG is what profiles/slurm asks SLURM to send (--signal=URG@…) to every process of the job's
+# steps: its default action is to be ignored, so the others (Snakemake, bash, torchrun) survive it,
 # where SIGUSR1 would kill them. SIGUSR1 is handled too, for a signal sent to the trainer by hand.
 SIGNALS = (signal.SIGURG, signal.SIGUSR1)
 MARKER = "sppo-complete.json"  # in a checkpoint-N directory: every process finished saving it
