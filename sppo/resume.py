@@ -147,8 +147,10 @@ def kept_while_needed(root: Path, *, is_writer: bool) -> Iterator[None]:
             shutil.rmtree(root, ignore_errors=True)  # the Trainer made it; nothing to resume in it
         raise
     if is_writer and root.is_dir():
+        saved = complete_checkpoints(root)
         shutil.rmtree(root)
-        log.info("removed the checkpoints in %s (π_t is published)", root)
+        if saved:
+            log.info("removed the checkpoints in %s (π_t is published)", root)
 
 
 class Interrupted(RuntimeError):
