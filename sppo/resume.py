@@ -31,6 +31,7 @@ import torch
 
 from sppo import io
 from sppo.imports import without_sklearn
+from sppo.provenance import hashing
 
 with without_sklearn():
     from transformers import TrainerCallback
@@ -55,25 +56,13 @@ def directory(out: str | os.PathLike) -> Path:
     return out.with_name(f".{out.name}.checkpoints")
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _parent_state(model: str) -> object:
     """π_{t−1} as it stands: for a directory each file's name, size and modification time (hashing
     18 GB of weights at every start would cost minutes); for a hub id the id itself."""
-    root = Path(model)
-    if not root.is_dir():
+    if not os.path.isdir(model):
         return model
-    return sorted(
-        (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
-        for p in root.rglob("*")
-        if p.is_file()
-    )
+    stats = {rel: os.stat(os.path.join(model, rel)) for rel in hashing.directory_files(model)}
+    return [(rel, stat.st_size, stat.st_mtime_ns) for rel, stat in stats.items()]
 
 
 def fingerprint(pairs: str, model: str, settings: dict, model_config: dict, seed: int, world: int) -> dict:
@@ -82,7 +71,7 @@ def fingerprint(pairs: str, model: str, settings: dict, model_config: dict, seed
     processes (a DeepSpeed checkpoint is partitioned per process)."""
     settings = {k: v for k, v in settings.items() if k not in NOT_FINGERPRINTED}
     parts = {
-        "pairs_sha256": _file_sha256(Path(pairs)),
+        "pairs_sha256": hashing.file_sha256(pairs),
         "parent": model,
         "parent_state": _parent_state(model),
         "settings": settings,
