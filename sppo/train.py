@@ -391,13 +391,14 @@ def main(argv: list[str] | None = None) -> None:
             logprob_chunk=settings["logprob_chunk"],
             callbacks=[StopOnNonFinite(), LogProgress(), saver],
         )
+        # a non-finite loss or gradient norm raises: nothing is published
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         if saver.signalled and trainer.state.global_step < max_steps:  # nothing is published
             raise resume.Interrupted(
                 f"stopped on {saver.signalled} after step {trainer.state.global_step} of {max_steps}, "
                 f"its checkpoint saved in {checkpoints}: a rerun of this job resumes from it"
             )
-        check_finite(model)  # a non-finite loss or gradient norm raised during training already
+        check_finite(model)
         if settings["lora"]["enabled"]:
             if rank == 0:  # no ZeRO-3 with LoRA: every process holds the whole model
                 lora.save_merged(model, partial)
