@@ -146,15 +146,15 @@ class Interrupted(RuntimeError):
     """Training stopped on a signal after saving a checkpoint; a rerun resumes from it."""
 
 
-def _any_process(flag: bool) -> bool:
-    """Whether ``flag`` is true on any process (all processes must decide to save together: a save
-    is collective under DeepSpeed)."""
+def _any_process(*flags: bool) -> list[bool]:
+    """Whether each of ``flags`` is true on any process, in one all-reduce (all processes must
+    decide to save together: a save is collective under DeepSpeed)."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return flag
+        return list(flags)
     nccl = torch.distributed.get_backend() == "nccl"
-    value = torch.tensor([int(flag)], device=torch.cuda.current_device() if nccl else "cpu")
+    value = torch.tensor([int(f) for f in flags], device=torch.cuda.current_device() if nccl else "cpu")
     torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
-    return bool(value.item())
+    return [bool(v) for v in value.tolist()]
 
 
 class Checkpointing(TrainerCallback):
@@ -188,10 +188,10 @@ class Checkpointing(TrainerCallback):
             os.kill(os.getpid(), SIGNALS[0])
         due = bool(self.save_steps) and state.global_step % self.save_steps == 0
         due |= bool(self.save_seconds) and time.monotonic() - self.last_save >= self.save_seconds
-        stop = _any_process(self.signalled is not None)
+        stop, due = _any_process(self.signalled is not None, due)
         if stop and self.signalled is None:
             self.signalled = "a signal to another process"
-        if (_any_process(due) or stop) and state.global_step < state.max_steps:
+        if (due or stop) and state.global_step < state.max_steps:
             control.should_save = True  # the final step needs none: π_t itself is saved next
         if stop:
             control.should_training_stop = True
