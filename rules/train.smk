@@ -5,6 +5,9 @@ rule train:
     input:
         pairs="results/{v}iter{t}/reflogp/pairs.jsonl",
         model=parent_policy_files,
+    # Checkpoints go to results/{v}iter{t}/.model.checkpoints, deliberately not an output: Snakemake
+    # deletes a job's outputs before it runs and after it fails, and a rerun resumes from them
+    # (sppo/resume.py). The job removes them once π_t is published.
     output:
         model=directory("results/{v}iter{t}/model"),
     log:

@@ -17,7 +17,8 @@ into π_t's weights at the end, the adapter kept beside them (sppo.lora).
 
 Rule train runs :func:`main` (scripts/train.py) under python, torchrun or srun … torchrun; every
 process trains, π_t is published atomically (sppo.io.atomic_directory), and process 0 writes the
-job's provenance record.
+job's provenance record. Checkpoints (train.save_steps, train.save_minutes, SLURM's signal) let a
+rerun of an interrupted job resume where it stopped (sppo.resume).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from sppo import io, lora, losses, models
+from sppo import io, lora, losses, models, resume
 from sppo.imports import without_sklearn
 from sppo.job import progress
 from sppo.logprobs import collate_groups, encode_rows, response_logps
@@ -234,6 +235,7 @@ def examples(tokenizer, rows: list[dict], settings: dict) -> list[dict]:
 
 
 def arguments(settings: dict, out_dir: str, world_size: int, max_steps: int, seed: int) -> TrainingArguments:
+    """The Trainer's arguments; ``out_dir`` receives its checkpoints (sppo.resume decides when)."""
     return TrainingArguments(
         output_dir=out_dir,
         per_device_train_batch_size=settings["per_device_batch_size"],
@@ -251,7 +253,8 @@ def arguments(settings: dict, out_dir: str, world_size: int, max_steps: int, see
         gradient_checkpointing=settings["gradient_checkpointing"],
         deepspeed=settings["deepspeed"],
         logging_steps=settings["logging_steps"],
-        save_strategy="no",
+        save_strategy="no",  # sppo.resume.Checkpointing asks for each save
+        save_only_model=False,  # optimizer, scheduler and RNG states too: a resume continues exactly
         report_to="none",
         disable_tqdm=True,
         remove_unused_columns=False,
@@ -349,10 +352,22 @@ def main(argv: list[str] | None = None) -> None:
         schedule_steps,
     )
 
+    # ---- checkpoints of an earlier, interrupted run of this job (sppo.resume)
+    checkpoints = resume.directory(args.out)
+    print_ = resume.fingerprint(args.pairs, args.model, settings, args.model_config, args.seed, world)
+    resume_from = resume.latest(checkpoints, print_)
+    if resume_from:
+        log.info("resuming from %s (its optimizer, scheduler, RNG states and data position)", resume_from)
+    if rank == 0:
+        resume.tidy(checkpoints, print_, keep=resume_from)
+
     # ---- model and training, in a partial directory that becomes π_t only once complete
-    with io.atomic_directory(args.out, is_writer=rank == 0) as partial:
+    with (
+        resume.kept_while_needed(checkpoints, is_writer=rank == 0),
+        io.atomic_directory(args.out, is_writer=rank == 0) as partial,
+    ):
         # The training arguments come first, so that ZeRO-3 partitions the weights as they load.
-        training_args = arguments(settings, str(partial), world, max_steps, args.seed)
+        training_args = arguments(settings, str(checkpoints), world, max_steps, args.seed)
         if settings["deepspeed"]:
             import deepspeed
 
@@ -360,6 +375,9 @@ def main(argv: list[str] | None = None) -> None:
         model = models.load_model(args.model, args.model_config, for_training=True)
         if settings["lora"]["enabled"]:
             model = lora.wrap(model, settings["lora"], args.seed)
+        saver = resume.Checkpointing(
+            checkpoints, print_, settings["save_steps"], settings["save_minutes"], is_main=rank == 0
+        )
         trainer = SPPOTrainer(
             model=model,
             args=training_args,
@@ -371,9 +389,15 @@ def main(argv: list[str] | None = None) -> None:
             ipo_normalize=settings["ipo_normalize"],
             schedule_steps=schedule_steps,
             logprob_chunk=settings["logprob_chunk"],
-            callbacks=[StopOnNonFinite(), LogProgress()],
+            callbacks=[StopOnNonFinite(), LogProgress(), saver],
         )
-        trainer.train()  # a non-finite loss or gradient norm raises: nothing is published
+        # a non-finite loss or gradient norm raises: nothing is published
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        if saver.signalled and trainer.state.global_step < max_steps:  # nothing is published
+            raise resume.Interrupted(
+                f"stopped on {saver.signalled} after step {trainer.state.global_step} of {max_steps}, "
+                f"its checkpoint saved in {checkpoints}: a rerun of this job resumes from it"
+            )
         check_finite(model)
         if settings["lora"]["enabled"]:
             if rank == 0:  # no ZeRO-3 with LoRA: every process holds the whole model

@@ -46,6 +46,7 @@ def test_a_diverging_run_fails_and_publishes_nothing(tiny_model_dir, pairs, tmp_
     assert "FloatingPointError: training step " in log, log[-3000:]
     assert " is nan" in log or " is inf" in log or "non-finite" in log, log[-3000:]
     assert not out.exists() and not (tmp_path / ".model.partial").exists()
+    assert not (tmp_path / ".model.checkpoints").exists()  # none was due (sppo.resume)
 
 
 def test_stray_files_of_a_killed_run_are_not_published(tiny_model_dir, pairs, tmp_path):
