@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import missing_service
+from conftest import missing_service, snakemake, write_config
 
 from sppo.judges import load_judge
 from sppo.judges.llm import EPSILON, LLMJudge, fill, logprob_preference, parse_verdict
@@ -304,3 +304,41 @@ def test_429_then_success(llm_server):
         proxy.shutdown()
     assert FlakyProxy.seen == 3 and llm_server.requests() - before == 2
     assert judge.usage()["retries"] == 1 and judge.usage()["requests"] == 2
+
+
+def write_answers(workdir: Path) -> None:
+    """π_0's and π_1's answers to six held-out prompts, as rule evaluate_answers writes them."""
+    for t in (0, 1):
+        rows = [
+            {
+                "id": f"p{i}",
+                "prompt": f"Question number {i}?",
+                "output": ("answer " * (i + 1 + 3 * t)).strip(),
+            }
+            for i in range(6)
+        ]
+        path = workdir / f"results/iter{t}/evaluate/answers.jsonl"
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_one_evaluate_job_through_the_llm_judge(llm_server, workflow):
+    """Rule evaluate alone (the answers written here), first with the endpoint down, then up."""
+    write_answers(workflow)
+    target = ("results/iter1/evaluate/metrics.json", "--allowed-rules", "evaluate")
+    down = {"base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "judge-model", "retries": 0}
+    write_config(workflow, {"judge": {"eval": "llm", "llm": down}})
+    failed = snakemake(workflow, *target, check=False)
+    assert failed.returncode != 0
+    log = (workflow / "logs/evaluate/iter1/metrics.log").read_text()
+    assert f"{down['base_url']}/chat/completions (model 'judge-model') failed after 1 attempts" in log
+    assert not list((workflow / "results/iter1/evaluate").glob("*.json"))  # nothing published
+    before = llm_server.requests()
+    up = {"base_url": llm_server.base_url, "model": llm_server.models["verdict"], "max_concurrency": 2}
+    write_config(workflow, {"judge": {"eval": "llm", "llm": up}})
+    snakemake(workflow, *target)
+    metrics = json.loads((workflow / "results/iter1/evaluate/metrics.json").read_text())
+    assert metrics["judge"]["name"] == "llm" and metrics["n_prompts"] == 6
+    # the cost line: one pair per prompt, both orders, each request answered by the server
+    assert metrics["judge_usage"]["requests"] == 12 == llm_server.requests() - before
+    assert metrics["judge_usage"]["prompt_tokens"] > 0 and metrics["judge_usage"]["unparseable"] == 0
