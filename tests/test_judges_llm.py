@@ -149,6 +149,62 @@ def test_logprob_arithmetic_on_a_recorded_answer():
     assert logprob_preference([{"token": "x", "logprob": 0.0, "top_logprobs": []}]) is None
 
 
+def test_pair_preference_by_hand():
+    """Both orders combined: p_ij = mean(p_ab, 1 − p_ba), each from log-probs where present, else text."""
+    judge = LLMJudge(base_url="http://127.0.0.1:1/v1", model="m")  # no request is sent here
+    weighted = [
+        {
+            "token": "a",
+            "logprob": math.log(0.7),
+            "top_logprobs": [
+                {"token": "a", "logprob": math.log(0.7)},
+                {"token": "b", "logprob": math.log(0.2)},
+            ],
+        }
+    ]
+    ab = {"content": "a", "logprobs": weighted}  # p_ab = 0.7 / 0.9 = 7/9 (i, shown first, wins)
+    # j shown first, the verdict "b" from the text alone: p_ba = 0, so i wins again: no flip
+    assert judge.pair_preference(ab, {"content": "b", "logprobs": None}) == pytest.approx(
+        (7 / 9 + 1) / 2, abs=1e-12
+    )
+    # "a" with j first: the first position won both times, a flip; p = (7/9 + 0) / 2
+    assert judge.pair_preference(ab, {"content": "a", "logprobs": None}) == pytest.approx(7 / 18, abs=1e-12)
+    # one answer unparseable: the other alone decides, and it is counted
+    assert judge.pair_preference(ab, {"content": "maybe", "logprobs": None}) == pytest.approx(
+        7 / 9, abs=1e-12
+    )
+    garbage = {"content": "?", "logprobs": None}
+    assert judge.pair_preference(garbage, garbage) == 0.5
+    usage = judge.usage()
+    assert (usage["logprobs"], usage["text"], usage["unparseable"]) == (3, 2, 3)
+    assert (usage["pairs"], usage["order_flips"], usage["unjudged_pairs"]) == (4, 1, 1)
+
+
+def test_rank_stage_through_the_llm_judge(llm_server):
+    """rank.rank_rows with the llm judge: the stored matrix gives winprob's P_ij = p_ij of the answers."""
+    from sppo import rank, winprob
+
+    judge = make_judge(llm_server, "verdict", None)
+    rows = [{"id": "q0", "prompt": PROMPTS[0], "responses": CANDIDATES[0]}]
+    ranked, truncated = rank.rank_rows(judge, rows, chunk_prompts=1)
+    assert truncated == {} and len(ranked[0]["logits"]) == 3
+    records = judge.cache.records.values()
+    content = {(r["order"], r["key"]): r["content"] for r in records}
+    assert len(content) == 6
+    p = winprob.from_logits(ranked[0]["logits"])
+    for i in range(3):
+        for j in range(i + 1, 3):
+            first_ab = (
+                content[("ab", judge_key(judge, PROMPTS[0], CANDIDATES[0][i], CANDIDATES[0][j], "ab"))] == "a"
+            )
+            first_ba = (
+                content[("ba", judge_key(judge, PROMPTS[0], CANDIDATES[0][j], CANDIDATES[0][i], "ba"))] == "a"
+            )
+            expected = (float(first_ab) + 1.0 - float(first_ba)) / 2
+            # p is clipped to [1e-6, 1 − 1e-6] before the logit; σ(logit(p)) returns it to ~1e-15
+            assert p[i, j] == pytest.approx(min(max(expected, EPSILON), 1 - EPSILON), abs=1e-12)
+
+
 def test_backoff_schedule():
     client = ChatClient("http://127.0.0.1:1/v1", "m", api_key=None, timeout=1, retries=3, backoff=0.5)
     # 0.5 · 2^attempt, a longer Retry-After wins, all capped at 60 s
