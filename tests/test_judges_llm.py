@@ -314,19 +314,22 @@ def test_server_down_names_the_endpoint(tmp_path):
 
 
 class FlakyProxy(http.server.BaseHTTPRequestHandler):
-    """Answers the first POST with 429, forwards the others to the real server."""
+    """Answers the first POSTs with ``canned`` (status, body) pairs, forwards the rest to the real server."""
 
     target = ""
+    canned: list[tuple[int, bytes]] = []
     seen = 0
 
     def do_POST(self):  # noqa: N802 (http.server's name)
         type(self).seen += 1
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        if type(self).seen == 1:
-            self.send_response(429)
+        if type(self).seen <= len(self.canned):
+            status, text = self.canned[type(self).seen - 1]
+            self.send_response(status)
             self.send_header("Retry-After", "0")
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", str(len(text)))
             self.end_headers()
+            self.wfile.write(text)
             return
         answer = httpx.post(
             self.target + self.path, content=body, headers={"Content-Type": "application/json"}
@@ -341,25 +344,40 @@ class FlakyProxy(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_429_then_success(llm_server):
-    """A proxy in front of the real server refuses the first request with 429 (transformers serve has
-    no rate limit to hit): the client waits, retries, and gets the server's answer."""
-    FlakyProxy.target = llm_server.base_url.removesuffix("/v1")
+def through_proxy(server: Server, canned: list[tuple[int, bytes]]) -> LLMJudge:
+    """Judge one pair through a :class:`FlakyProxy` in front of ``server``."""
+    FlakyProxy.target, FlakyProxy.canned, FlakyProxy.seen = server.base_url.removesuffix("/v1"), canned, 0
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyProxy)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    judge = LLMJudge(
+        base_url=f"http://127.0.0.1:{proxy.server_address[1]}/v1",
+        model=server.models["verdict"],
+        max_concurrency=1,
+        backoff=0.01,
+    )
     try:
-        before = llm_server.requests()
-        judge = LLMJudge(
-            base_url=f"http://127.0.0.1:{proxy.server_address[1]}/v1",
-            model=llm_server.models["verdict"],
-            max_concurrency=1,
-            backoff=0.01,
-        )
         judge.judge(PROMPTS[:1], [CANDIDATES[0][:2]])
     finally:
         proxy.shutdown()
+    return judge
+
+
+def test_429_then_success(llm_server):
+    """A proxy in front of the real server refuses the first request with 429 (transformers serve has
+    no rate limit to hit): the client waits, retries, and gets the server's answer."""
+    before = llm_server.requests()
+    judge = through_proxy(llm_server, [(429, b"")])
     assert FlakyProxy.seen == 3 and llm_server.requests() - before == 2
     assert judge.usage()["retries"] == 1 and judge.usage()["requests"] == 2
+
+
+def test_an_answer_that_is_no_chat_completion(llm_server):
+    """A 200 whose body is not a chat completion (a captive portal, a misrouted URL) fails at once."""
+    with pytest.raises(
+        EndpointError, match=r"/chat/completions \(model .*\) sent no chat completion: '<html>"
+    ):
+        through_proxy(llm_server, [(200, b"<html>sign in</html>")])
+    assert FlakyProxy.seen == 1
 
 
 def write_answers(workdir: Path) -> None:

@@ -122,7 +122,7 @@ class ChatClient:
                 last = f"{type(err).__name__}: {err}"
             else:
                 if response.status_code < 400:
-                    return response.json()
+                    return self.parse(response)
                 last = f"HTTP {response.status_code}: {response.text[:300]}"
                 if response.status_code != 429 and response.status_code < 500:
                     raise EndpointError(
@@ -141,6 +141,18 @@ class ChatClient:
             f"LLM judge endpoint {self.url} (model {self.model!r}) failed after {self.retries + 1} "
             f"attempts: {last}"
         )
+
+    def parse(self, response: httpx.Response) -> dict:
+        """The answer's JSON, or an EndpointError when it is not a chat completion with a choice."""
+        try:
+            answer = response.json()
+            answer["choices"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise EndpointError(
+                f"LLM judge endpoint {self.url} (model {self.model!r}) sent no chat completion: "
+                f"{response.text[:300]!r}"
+            ) from None
+        return answer
 
     def close(self) -> None:
         self._http.close()
