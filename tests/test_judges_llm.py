@@ -269,6 +269,16 @@ def judge_key(judge: LLMJudge, prompt: str, first: str, second: str, order: str)
     return request_key([judge.model, judge.template_sha256, judge.settings, prompt, first, second, order])
 
 
+def test_equal_responses_are_asked_once(llm_server):
+    """K = 3 with two equal responses: the pair (x, x) is asked once per order, and the two pairs
+    (x, y) share their requests: 2 distinct pairs × 2 orders reach the server, not 3 × 2."""
+    before = llm_server.requests()
+    judge = make_judge(llm_server, "verdict", None)
+    judge.judge(["Pick one."], [["same", "same", "other"]])
+    assert judge.usage()["requests"] == 4 == llm_server.requests() - before
+    assert judge.usage()["pairs"] == 3
+
+
 def test_garbage_answers_are_counted(llm_server):
     judge = make_judge(llm_server, "garbage", None)
     verdict = judge.judge(PROMPTS[:1], CANDIDATES[:1])

@@ -171,8 +171,9 @@ class LLMJudge(Judge):
         return record
 
     def _ask_all(self, questions: list[tuple]) -> list[dict]:
-        """:meth:`ask` for each question, at most ``max_concurrency`` at a time; the first failure
-        cancels what has not started and is raised (what finished is in the cache)."""
+        """:meth:`ask` for each question, at most ``max_concurrency`` at a time, a repeated question
+        (two equal responses of one prompt) sent once; the first failure cancels what has not
+        started and is raised (what finished is in the cache)."""
         stop = threading.Event()
 
         def guarded(question: tuple) -> dict:
@@ -185,13 +186,13 @@ class LLMJudge(Judge):
                 raise
 
         with ThreadPoolExecutor(self.max_concurrency) as pool:
-            futures = [pool.submit(guarded, q) for q in questions]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            futures = {q: pool.submit(guarded, q) for q in dict.fromkeys(questions)}
+            done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
             if failed:
                 pool.shutdown(cancel_futures=True)
                 raise next(f.exception() for f in failed if not isinstance(f.exception(), CancelledError))
-            return [f.result() for f in futures]
+            return [futures[q].result() for q in questions]
 
     def pair_preference(self, ab: dict, ba: dict) -> float:
         """p_ij from the answers with i first (``ab``) and j first (``ba``); counts sources and flips."""
