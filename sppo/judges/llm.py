@@ -36,6 +36,8 @@ from sppo.judges.llm_client import ChatClient, ResponseCache, request_key
 from sppo.judges.model_judge import count_candidates
 
 log = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # not one INFO line per request in the job's log
+PROGRESS_EVERY = 200  # requests sent between progress lines in the log
 
 EPSILON = 1e-6  # p is clipped to [ε, 1 − ε] before the logit: a unanimous verdict stays finite
 PLACEHOLDERS = ("instruction", "output_a", "output_b")
@@ -168,6 +170,12 @@ class LLMJudge(Judge):
             self.counts["requests"] += 1
             for k in ("prompt_tokens", "completion_tokens"):
                 self.counts[k] += int(usage.get(k) or 0)
+            if self.counts["requests"] % PROGRESS_EVERY == 0:
+                log.info(
+                    "%d requests sent, %d answered from the cache",
+                    self.counts["requests"],
+                    self.counts["cached"],
+                )
         return record
 
     def _ask_all(self, questions: list[tuple]) -> list[dict]:
