@@ -253,6 +253,14 @@ def _check_semantics(config: dict) -> None:
         _fail("judge.reward_model.path", f"must be set: judge.{uses[0]} is reward_model")
     for name in sorted({judge["train"], judge["eval"]} & {"pairrm", "reward_model"}):
         _check_source(f"judge.{name}.path", judge[name]["path"])
+    for role in ("train", "eval"):
+        if judge[role] == "llm":
+            for key in ("base_url", "model"):
+                if not judge["llm"][key]:
+                    _fail(f"judge.llm.{key}", f"must be set: judge.{role} is llm")
+    if "llm" in (judge["train"], judge["eval"]) and judge["llm"]["template"] is not None:
+        if not Path(judge["llm"]["template"]).is_file():
+            _fail("judge.llm.template", f"template file {judge['llm']['template']!r} not found")
     if judge["prompt_text"] == "chat_template" and judge["train"] == "reward_model":
         _fail("judge.prompt_text", "chat_template is not for judge.train reward_model (it applies its own)")
     tiny = config["tiny_model"]

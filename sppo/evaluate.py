@@ -114,9 +114,13 @@ def annotate(judge: Judge, rows: list[dict], base_rows: list[dict], *, model: st
     ]
 
 
-def metrics(annotations: list[dict], *, judge: dict, bootstrap_samples: int, seed: int) -> dict:
+def metrics(
+    annotations: list[dict], *, judge: dict, bootstrap_samples: int, seed: int, usage: dict | None = None
+) -> dict:
     """The metrics of :func:`annotate`'s records alone, ``judge`` the eval judge's identity. With
-    p = preference − 1 per prompt: the win rate is mean p (AlpacaEval's), a win is p > 0.5."""
+    p = preference − 1 per prompt: the win rate is mean p (AlpacaEval's), a win is p > 0.5.
+    ``usage``: what the judge's calls cost (:meth:`sppo.judges.Judge.usage`), kept as ``judge_usage``
+    when there is any (an llm judge: requests sent and cached, tokens, unparseable verdicts)."""
     p = np.array([a["preference"] for a in annotations], dtype=float) - 1.0
     low, high = bootstrap_interval(p, bootstrap_samples, seed)
     result = {
@@ -133,6 +137,9 @@ def metrics(annotations: list[dict], *, judge: dict, bootstrap_samples: int, see
         "mean_length": float(np.mean([len(a["output_2"]) for a in annotations])),
         "baseline_mean_length": float(np.mean([len(a["output_1"]) for a in annotations])),
     }
+    if usage:
+        result["judge_usage"] = usage
+        log.info("judge usage: %s", usage)
     log.info("win rate %.3f [%.3f, %.3f] over %d prompts", result["win_rate"], low, high, len(p))
     return result
 

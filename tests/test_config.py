@@ -103,6 +103,15 @@ def test_every_schema_key_has_default_and_description():
             "config key leaderboard.include_path: task directory 'tasks/missing' not found",
         ),
         ({"train": {"loss": "kto"}}, "config key train.loss: 'kto' is not one of"),
+        ({"judge": {"eval": "llm"}}, "config key judge.llm.base_url: must be set: judge.eval is llm"),
+        (
+            {"judge": {"train": "llm", "llm": {"base_url": "http://localhost:8000/v1"}}},
+            "config key judge.llm.model: must be set: judge.train is llm",
+        ),
+        (
+            {"judge": {"eval": "llm", "llm": {"base_url": "u", "model": "m", "template": "t/missing.txt"}}},
+            "config key judge.llm.template: template file 't/missing.txt' not found",
+        ),
         (
             {"model": {"base": "/models/missing"}},
             "config key model.base: directory '/models/missing' not found",

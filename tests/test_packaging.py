@@ -12,7 +12,11 @@ from sppo.config import schema
 from sppo.provenance.crate import CONTEXT_FILE
 
 # Every file the package opens from its own directory, relative to the package.
-DATA = ["sppo/schemas/config.schema.yaml", "sppo/provenance/ro-crate-1.1-context.jsonld"]
+DATA = [
+    "sppo/schemas/config.schema.yaml",
+    "sppo/provenance/ro-crate-1.1-context.jsonld",
+    "sppo/judges/templates/pairwise.txt",
+]
 # What a fresh checkout does not have (an editable install's egg-info would list the data files).
 NOT_IN_A_CHECKOUT = (".git", ".venv", "*.egg-info", "build", "results", "logs", ".snakemake", "__pycache__")
 

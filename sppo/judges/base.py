@@ -46,6 +46,10 @@ class Judge(abc.ABC):
     def identity(self) -> dict:
         """What this judge is: at least ``name``; for model judges ``source`` and ``weights_sha256``."""
 
+    def usage(self) -> dict:
+        """What judging cost so far (requests, tokens) for judges that call a service; empty otherwise."""
+        return {}
+
 
 def scores_from_logits(logits: np.ndarray) -> np.ndarray:
     """llm-blender's aggregation: s_i = mean_j (M[i, j] − M[j, i]), the mean over all K (self included)."""
