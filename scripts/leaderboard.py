@@ -5,17 +5,17 @@ snakemake --cores all results/iter1/leaderboard/results.json   (settings: config
 
 import lm_eval
 
-from sppo import io, job, leaderboard, models
+from sppo import io, job, leaderboard, lm_eval_tasks, models
 
 snakemake = snakemake  # noqa: F821 (provided by Snakemake)
 log = job.start(snakemake.log[0], snakemake.threads, gpus=snakemake.resources.gpu)
 settings = snakemake.params.settings
 
 # Tasks first: an unknown name or an unreachable dataset fails before the model load and evaluation.
-manager = leaderboard.task_manager(settings["include_path"])
-leaderboard.check_tasks(settings["tasks"], manager)
+manager = lm_eval_tasks.task_manager(settings["include_path"])
+lm_eval_tasks.check_tasks(settings["tasks"], manager)
 log.info("lm-eval %s, tasks %s", lm_eval.__version__, ", ".join(settings["tasks"]))
-tasks = leaderboard.load_tasks(settings["tasks"], manager)
+tasks = lm_eval_tasks.load_tasks(settings["tasks"], manager)
 
 model, tokenizer = models.load_policy(snakemake.params.model, snakemake.params.model_config)
 raw = leaderboard.run(model, tokenizer, tasks, manager, settings)

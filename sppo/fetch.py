@@ -5,8 +5,10 @@ Run on a machine that reaches the hub (the login node: rule fetch is a local rul
 What the run reads (:func:`plan`): the base policy π_0 (model.base, at model.revision), the prompt
 dataset (prompts.dataset, source snorkel), each configured judge's checkpoint (judge.pairrm.path,
 judge.reward_model.path) and PairRM's backbone, which only its config.json names (fetched after
-it). Local paths and the tiny model need nothing. Everything goes into the standard hub cache
-(HF_HOME / HF_HUB_CACHE), where the jobs, which run with HF_HUB_OFFLINE=1 (config hub_offline),
+it), and with leaderboard.enabled the lm-eval tasks' datasets. Local paths and the tiny model need
+nothing. Everything goes into the standard hub cache (HF_HOME / HF_HUB_CACHE; the lm-eval datasets
+into the datasets cache, HF_DATASETS_CACHE, by default HF_HOME/datasets, as prepared copies: offline,
+`datasets` reads only those), where the jobs, which run with HF_HUB_OFFLINE=1 (config hub_offline),
 find it; results/fetch/revisions.json records what was fetched and the commit of each.
 
 A gated model (Gemma-2, Llama-3, Mistral) needs its licence accepted on its hub page and a token
@@ -25,6 +27,7 @@ from sppo.io import is_hub_repo_id
 
 log = logging.getLogger(__name__)
 
+LM_EVAL = "lm-eval tasks"  # a plan item's repo_type: lm-eval's tasks, whose datasets lm-eval fetches
 # Formats other than PyTorch's (TensorFlow, Flax, ONNX, …), which no stage reads.
 OTHER_FORMATS = ["*.h5", "*.msgpack", "*.onnx", "*.ot", "*.gguf", "*.tflite", "*.pt", "onnx/*"]
 
@@ -48,6 +51,12 @@ def plan(config: dict) -> list[dict]:
         path = (judges.get(name) or {}).get("path")
         if name in ("pairrm", "reward_model") and _is_hub(path):
             items.append(_item(path, "model", None, f"judge.{name}.path"))
+    board = config["leaderboard"]
+    if board["enabled"]:  # the tasks' datasets: lm-eval knows which (sppo.lm_eval_tasks.prepare)
+        items.append(
+            {"repo_type": LM_EVAL, "tasks": board["tasks"], "include_path": board["include_path"]}
+            | {"repo_id": None, "revision": None, "why": "leaderboard.tasks"}
+        )
     return items
 
 
@@ -113,6 +122,9 @@ def fetch(items: list[dict], download=None) -> list[dict]:
     done, queue = [], list(items)
     while queue:
         item = queue.pop(0)
+        if item["repo_type"] == LM_EVAL:
+            done.append({**item, "datasets": prepare_tasks(item)})
+            continue
         path = download(item)
         what = (item["repo_type"], item["repo_id"], item["why"], path.name, path)
         log.info("%s %s (%s): commit %s in %s", *what)
@@ -122,6 +134,25 @@ def fetch(items: list[dict], download=None) -> list[dict]:
             if backbone is not None:
                 queue.insert(0, backbone)
     return done
+
+
+def prepare_tasks(item: dict) -> list[dict]:
+    """Build the lm-eval tasks of ``item`` (their datasets into the datasets cache); what they read."""
+    from sppo import lm_eval_tasks
+
+    try:
+        datasets = lm_eval_tasks.prepare(item["tasks"], item["include_path"])
+    except lm_eval_tasks.UnknownTaskError:
+        raise
+    except Exception as e:  # a gated dataset (GPQA), the hub out of reach, ...
+        raise RuntimeError(
+            f"fetch: the datasets of lm-eval tasks {', '.join(item['tasks'])} ({item['why']}) could not be"
+            f" prepared: {type(e).__name__}: {e}. A gated dataset (Idavidrein/gpqa in the leaderboard group)"
+            " needs its terms accepted on its hub page and a token (`hf auth login`, or HF_TOKEN)"
+        ) from e
+    for entry in datasets:
+        log.info("lm-eval task %s: dataset %s (%s) prepared", entry["task"], entry["dataset"], entry["name"])
+    return datasets
 
 
 def export_offline(items: list[dict], hub_offline: bool, environ=os.environ) -> bool:

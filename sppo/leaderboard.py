@@ -16,11 +16,9 @@ exact_match, else its first metric; b: 1/num_choices averaged over the evaluated
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -88,51 +86,12 @@ NUM_CHOICES = {
 }
 
 
-class UnknownTaskError(ValueError):
-    """A task name lm-eval does not know; the message names it."""
-
-
 def normalize(raw: float, baseline: float) -> float:
     """max(0, (raw − b) / (1 − b)) × 100: 0 at random guessing, 100 at a perfect score."""
     return max(0.0, (raw - baseline) / (1.0 - baseline)) * 100.0
 
 
 # ---------------------------------------------------------------- running lm-eval
-
-
-def task_manager(include_path: str | None):
-    """lm-eval's task index (built-in tasks, plus the task YAMLs under ``include_path``)."""
-    from lm_eval.tasks import TaskManager
-
-    if include_path is not None and not Path(include_path).is_dir():
-        raise UnknownTaskError(f"leaderboard.include_path: {include_path!r} is not a directory")
-    return TaskManager(include_path=include_path)
-
-
-def check_tasks(names: list[str], manager) -> None:
-    """Fail, naming them, when some task names are unknown to lm-eval (before any model is loaded)."""
-    known = set(manager.all_tasks)
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        described = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, known, n=3)
-            described.append(repr(name) + (f" (did you mean {', '.join(close)}?)" if close else ""))
-        raise UnknownTaskError(f"leaderboard.tasks: unknown lm-eval task(s) {'; '.join(described)}")
-
-
-def load_tasks(names: list[str], manager) -> list:
-    """The named tasks and groups, built (their datasets fetched and read) before any model is loaded."""
-    built = []
-    for name in names:
-        loaded = manager.load(name)
-        if name in loaded["groups"]:
-            built.append(loaded["groups"][name])
-        elif name in loaded["tasks"]:
-            built.append(loaded["tasks"][name])
-        else:  # a tag stands for its tasks
-            built.extend(loaded["tasks"].values())
-    return built
 
 
 def run(model, tokenizer, tasks: list, manager, settings: dict) -> dict:

@@ -159,3 +159,44 @@ def test_jobs_read_the_commit_the_fetch_recorded(tiny_model_dir, tmp_path):
     assert pinned.stdout.split(" ", 1)[1].strip() == str({f"owner/tiny@{'a' * 40}": "a" * 40})
     unpinned = subprocess.run(run, env=env, capture_output=True, text=True)
     assert unpinned.returncode != 0 and "tokenizer" in unpinned.stderr  # main has no tokenizer files
+
+
+def _tasks_dir(tmp_path):
+    """lm-eval task YAMLs (tests/test_leaderboard.py's: a group of a multiple-choice and a generative
+    task) over a local JSON Lines file, and a task over a file that is not there."""
+    from test_leaderboard import GEN_TASK, MC_TASK, ROWS, SUITE
+
+    directory = tmp_path / "tasks"
+    directory.mkdir()
+    data = directory / "questions.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    (directory / "tiny_mc.yaml").write_text(MC_TASK.format(data=data))
+    (directory / "tiny_gen.yaml").write_text(GEN_TASK.format(data=data))
+    (directory / "suite.yaml").write_text(SUITE)
+    broken = MC_TASK.format(data=directory / "missing.jsonl").replace("sppo_tiny_mc", "sppo_broken")
+    (directory / "broken.yaml").write_text(broken)
+    return directory
+
+
+def test_the_leaderboard_tasks_datasets_are_prepared_by_the_fetch(tmp_path, monkeypatch):
+    """With leaderboard.enabled the plan holds lm-eval's tasks; the fetch builds them, which writes the
+    prepared datasets into the datasets cache (where offline jobs read them), and records what each
+    task reads. A dataset that cannot be had fails the fetch naming the tasks and what to do."""
+    import datasets.config
+
+    config = raw_config(recipe("gemma-2-9b-it"))
+    config["leaderboard"] = {"enabled": True}
+    (item,) = [i for i in fetch.plan(validate(config)) if i["repo_type"] == fetch.LM_EVAL]
+    assert (item["tasks"], item["include_path"], item["why"]) == (["leaderboard"], None, "leaderboard.tasks")
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    board = {"enabled": True, "tasks": ["sppo_tiny_suite"], "include_path": str(_tasks_dir(tmp_path))}
+    plan = fetch.plan(validate({**raw_config(), "leaderboard": board}))
+    (record,) = fetch.fetch(plan)
+    tasks = [(d["task"], d["dataset"]) for d in record["datasets"]]
+    assert tasks == [("sppo_tiny_gen", "json"), ("sppo_tiny_mc", "json")]
+    assert list((tmp_path / "datasets" / "json").rglob("*.arrow")), "no prepared copy in the datasets cache"
+
+    plan = fetch.plan(validate({**raw_config(), "leaderboard": {**board, "tasks": ["sppo_broken"]}}))
+    with pytest.raises(RuntimeError, match=r"lm-eval tasks sppo_broken \(leaderboard.tasks\) could not be"):
+        fetch.fetch(plan)
