@@ -101,3 +101,36 @@ def test_single_gpu_part_steps_each_recipe_at_toy_shapes():
     assert adapted["trained_parameters"] == 2 * 16 * (128 + 2 * 96 + 128 + 3 * 192)
     assert adapted["tokens_per_step"] == 2 * 4 * (8 + 24)
     assert all(r["first_loss"] > 0 and r["peak_memory_gib"] is None for r in rows)
+
+
+def test_padding_counts_by_hand():
+    from benchmarks import padding
+    from sppo.chat import EncodedPair
+
+    def pair(prompt: int, response: int) -> EncodedPair:
+        return EncodedPair([5] * prompt, [6] * response)
+
+    # micro-batches of 2 prompts: lengths (3, 9, 4, 4) pad to 4 × 9, then (10, 2) to 2 × 10
+    groups = [[pair(1, 2), pair(1, 8)], [pair(2, 2), pair(2, 2)], [pair(5, 5), pair(2, 0)]]
+    out = padding.counts(groups, per_device=2)
+    assert out["real_tokens"] == 3 + 9 + 4 + 4 + 10 + 2 == 32
+    assert out["padded_positions"] == 4 * 9 + 2 * 10 == 56
+    assert math.isclose(out["pad_fraction"], 1 - 32 / 56)
+    assert math.isclose(out["response_fraction"], (2 + 8 + 2 + 2 + 5 + 0) / 32)
+    squares = 9 + 81 + 16 + 16 + 100 + 4
+    assert math.isclose(out["attention_padded_per_real"], (4 * 81 + 2 * 100) / squares)
+
+
+def test_varying_groups_are_cut_as_training_cuts():
+    groups = workloads.varying_groups(300, 1000, seed=2, max_length=1024, max_prompt_length=512)
+    assert all(len(g) == 2 and g[0].prompt_ids == g[1].prompt_ids for g in groups)
+    lengths = [len(p.input_ids) for g in groups for p in g]
+    assert max(lengths) <= 1024 and min(lengths) >= 30 + 80
+    # log-uniform 80–2000 tokens: 42% of the responses are longer than 512 and get cut; 30% are
+    # shorter than 300 and leave pads beside the long ones
+    cut = sum(p.response_truncated for g in groups for p in g) / len(lengths)
+    assert 0.3 < cut < 0.6
+    assert sum(n < 512 for n in lengths) > 0.3 * len(lengths)
+    assert workloads.varying_groups(3, 50, seed=2, max_length=64, max_prompt_length=32) == (
+        workloads.varying_groups(3, 50, seed=2, max_length=64, max_prompt_length=32)
+    )
