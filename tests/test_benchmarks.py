@@ -134,3 +134,34 @@ def test_varying_groups_are_cut_as_training_cuts():
     assert workloads.varying_groups(3, 50, seed=2, max_length=64, max_prompt_length=32) == (
         workloads.varying_groups(3, 50, seed=2, max_length=64, max_prompt_length=32)
     )
+
+
+def test_gpu_benchmark_packing_part_at_toy_shapes():
+    rows = gpu.main(
+        [
+            "--tiny",
+            "--device=cpu",
+            "--parts",
+            "train_packing",
+            "--pairs=2",
+            "--max-length=64",
+            "--warmup-steps=0",
+            "--steps=2",
+            "--packing-chunk=7",
+            "--packing-attention",
+            "eager",
+        ]
+    )
+    padded, packed = rows
+    assert (padded["batches"], packed["batches"]) == ("padded", "packed")
+    assert padded["real_tokens"] == packed["real_tokens"] == packed["positions"]
+    assert padded["positions"] > padded["real_tokens"]  # SHORT lengths vary: the padded batches hold pads
+    assert padded["response_tokens"] == packed["response_tokens"] > 0
+    assert padded["mfu"] is None and padded["tokens_per_s"] > 0
+    # bf16 autocast: each matmul's output is rounded to 8 bits (2⁻⁹ ≈ 2e-3 relative) in both, from
+    # the same values; summed log-probs of ≤ 64 tokens (|sum| < 600) then agree to well within 1
+    # (an error in the packing, a shifted position or a leak, moves them by more)
+    assert packed["max_abs_ref_logp_diff_vs_padded"] < 0.5
+    assert len(packed["losses"]) == 2
+    for a, b in zip(padded["losses"], packed["losses"], strict=True):
+        assert math.isclose(a, b, rel_tol=1e-2)  # about 1e5, from r ≈ 0 and η(P̂ − ½)
