@@ -147,3 +147,23 @@ def test_packing_keeps_sequences_apart(model):
         b["position_ids"] = torch.arange(b["input_ids"].shape[1]).unsqueeze(0)
     leaked = response_logps(model, other, 0) - response_logps(model, batch, 0)
     assert leaked[1:].abs().max() > 1e-3
+
+
+def test_reflogp_packed_equals_padded(tiny_model_dir, tiny_pairs):
+    """The reflogp stage's log-probs (sppo.reflogp.compute) with and without train.packing."""
+    from conftest import CPU_MODEL_CONFIG
+
+    from sppo import io, models, reflogp
+
+    model, tokenizer = models.load_policy(str(tiny_model_dir), CPU_MODEL_CONFIG)
+    rows = io.read_jsonl(tiny_pairs)
+    settings = dict(
+        max_length=64, max_prompt_length=32, truncation="response", responses="pair", batch_size=3
+    )
+    padded = reflogp.compute(model, tokenizer, rows, **settings)
+    packed = reflogp.compute(model, tokenizer, rows, **settings, packing=True)
+    assert [r["id"] for r in packed] == [r["id"] for r in padded]
+    for a, b in zip(padded, packed, strict=True):
+        # as in test_packed_equals_padded: sums of ≤ 64 float32 token log-probs in another order
+        assert a["ref_logps"] == pytest.approx(b["ref_logps"], abs=1e-4)
+        assert a["ref_logps"][0] != a["ref_logps"][1]
