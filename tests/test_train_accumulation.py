@@ -43,11 +43,17 @@ def one_step(tiny_model_dir, pairs, out, processes: int, per_device: int, packin
     return load_file(out / "model.safetensors"), norms[0]
 
 
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir, tiny_pairs, tmp_path_factory):
+    """One process, the whole global batch in one padded micro-batch: the update the others must make."""
+    return one_step(tiny_model_dir, tiny_pairs, tmp_path_factory.mktemp("a1") / "out", 1, GLOBAL_BATCH)
+
+
 @pytest.mark.parametrize(("processes", "per_device", "packing"), [(1, 2, False), (2, 1, False), (1, 2, True)])
 def test_accumulation_does_not_scale_the_update(
-    tiny_model_dir, tiny_pairs, tmp_path, processes, per_device, packing
+    tiny_model_dir, tiny_pairs, tmp_path, reference, processes, per_device, packing
 ):
-    reference, reference_norm = one_step(tiny_model_dir, tiny_pairs, tmp_path / "a1", 1, GLOBAL_BATCH)
+    reference, reference_norm = reference
     weights, norm = one_step(tiny_model_dir, tiny_pairs, tmp_path / "a2", processes, per_device, packing)
     assert norm == pytest.approx(reference_norm, rel=1e-3)
     before = load_file(tiny_model_dir / "model.safetensors")
