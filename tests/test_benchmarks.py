@@ -1,6 +1,7 @@
 """benchmarks/gpu.py runs on CPU at toy shapes, so the code the README's GPU figures come from cannot rot."""
 
 import math
+import os
 
 from benchmarks import gpu, workloads
 
@@ -165,3 +166,51 @@ def test_gpu_benchmark_packing_part_at_toy_shapes():
     assert len(packed["losses"]) == 2
     for a, b in zip(padded["losses"], packed["losses"], strict=True):
         assert math.isclose(a, b, rel_tol=1e-2)  # about 1e5, from r ≈ 0 and η(P̂ − ½)
+
+
+def test_workflow_gpu_policy_and_config_at_toy_shape(tmp_path):
+    """benchmarks.workflow_gpu's parts that do not run the workflow (a whole toy iter1 takes about
+    2 minutes here: run by hand, docs/performance.md): the policy's tokenizer holds exactly the
+    model's vocabulary, so any sampled id decodes and encodes back; the config it runs validates."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from benchmarks import workflow_gpu
+    from sppo.config import validate
+
+    prompts = ["What is the capital of France?", "Name three colours.", "Why is the sky blue?"]
+    shape = gpu.TINY["gemma-2-9b"]
+    workflow_gpu.build_policy(tmp_path / "policy", shape, prompts, "cpu", seed=0)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "policy")
+    config = AutoConfig.from_pretrained(tmp_path / "policy")
+    assert len(tokenizer) == config.vocab_size == shape["vocab_size"]
+    ids = [7, 600, 999, 998]  # placeholder tokens (≥ 512) among the BPE ones
+    assert tokenizer(tokenizer.decode(ids), add_special_tokens=False)["input_ids"] == ids
+
+    (tmp_path / "p.jsonl").write_text('{"prompt": "Hi?"}\n')
+    (tmp_path / "pairrm").mkdir()
+    args = workflow_gpu.parse_args(["--tiny", "--device=cpu", "--eval-prompts=5"])
+    run = validate(
+        workflow_gpu.run_config(args, tmp_path / "policy", tmp_path / "pairrm", tmp_path / "p.jsonl")
+    )
+    assert run["model"]["base"] == str(tmp_path / "policy") and run["iterations"] == 1
+    assert run["judge"]["train"] == run["judge"]["eval"] == "pairrm" and not run["gpus"]
+    assert run["train"]["lora"]["enabled"] and run["train"]["logprob_chunk"] == 1024  # the recipe's
+    assert run["generate"]["backend"] == "transformers" and run["generate"]["max_new_tokens"] == 256
+
+
+def test_workflow_gpu_stage_memory_from_benchmark_files(tmp_path):
+    from benchmarks import workflow_gpu
+
+    for stage, job, seconds, rss, end in [
+        ("train", "a", 10.0, 500.0, 1000.0),
+        ("rank", "b", 4.0, "NA", 1050.0),
+    ]:
+        path = tmp_path / "logs" / "benchmarks" / stage / f"{job}.tsv"
+        path.parent.mkdir(parents=True)
+        path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:10\t{rss}\n")
+        os.utime(path, (end, end))
+    # GPU samples (time, MiB): 3000 while train ran (990 … 1000), 9000 long before, 2000 during rank
+    samples = [(900.0, 9000.0), (992.0, 3000.0), (1000.5, 2500.0), (1047.0, 2000.0)]
+    out = workflow_gpu.stages(tmp_path, samples)
+    assert out["train"] == {"jobs": 1, "seconds": 10.0, "max_rss_mib": 500.0, "gpu_memory_mib": 3000.0}
+    assert out["rank"] == {"jobs": 1, "seconds": 4.0, "max_rss_mib": 0.0, "gpu_memory_mib": 2000.0}
