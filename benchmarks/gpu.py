@@ -4,6 +4,7 @@
     ./run python -m benchmarks.gpu --tiny --device cpu        # the same code at toy shapes
     ./run python -m benchmarks.gpu --parts judge train        # some parts only
     ./run python -m benchmarks.gpu --parts single_gpu         # the single-GPU recipes' memory
+    ./run python -m benchmarks.gpu --parts train_packing      # padded vs packed micro-batches
 
 generate  tokens/s of sampling with the recipes' settings (temperature 0.7, top p 0.9, K = 5
           requests per prompt, prompts of 30–360 tokens) for a Gemma-2-9B- and a Llama-3-8B-shaped
@@ -24,6 +25,16 @@ train     one SPPO optimizer step (the recipe's: bf16 autocast over float32 weig
           not counted) and peak GPU memory; the one-model step also with the response log-probs
           computed in pieces (``--logprob-chunks``, as train.logprob_chunk). The first step's loss
           must be the same in all.
+train_packing  SPPO optimizer steps of the Gemma-2-2B-shaped model (as ``train``) on micro-batches of
+          ``--pairs`` pairs of realistic varying lengths (benchmarks.workloads.varying_groups:
+          prompts 30–360 tokens, responses 80–2000, cut to ``--max-length`` as the recipes cut,
+          truncation pair), one micro-batch per step, the same ones padded (the default) and
+          packed (train.packing), under each ``--packing-attention`` implementation, log-probs in
+          pieces of ``--packing-chunk``. Tokens/s and MFU count the real tokens only (6·N·real
+          tokens per second over the dense bf16 peak; no pads, no attention FLOPs, no
+          recomputation); positions/s counts what was computed, pads included. The reference
+          log-probs (the model's before the first step, bf16 autocast) of packed and padded
+          batches are compared: their largest difference is reported.
 single_gpu  one SPPO optimizer step of each single-GPU recipe (config/recipes/*-1gpu.yaml) at its
           model's shape and with its train settings (per-device pairs, bf16 autocast, gradient
           checkpointing, logprob_chunk, LoRA as train.lora says): peak GPU memory, s/step and the
@@ -51,10 +62,17 @@ from pathlib import Path
 import torch
 import yaml
 
-from benchmarks.workloads import REALISTIC, SHORT, pair_batch, random_token_prompts, realistic_texts
+from benchmarks.workloads import (
+    REALISTIC,
+    SHORT,
+    pair_batch,
+    random_token_prompts,
+    realistic_texts,
+    varying_groups,
+)
 from sppo import lora
 from sppo.config import validate
-from sppo.logprobs import response_logps
+from sppo.logprobs import IGNORE, collate_groups, response_logps
 from sppo.losses import per_prompt
 
 # Real shapes (from the models' config.json) and toy shapes with the same layout, for --tiny.
@@ -140,13 +158,15 @@ def model_config(shape: dict):
     return AutoConfig.for_model(fields.pop("model_type"), **fields, pad_token_id=0, eos_token_id=1)
 
 
-def causal_lm(shape: dict, device: torch.device, dtype: torch.dtype, seed: int):
-    """A random-weight causal LM of ``shape``, built on ``device`` (the same seed: the same weights)."""
+def causal_lm(shape: dict, device: torch.device, dtype: torch.dtype, seed: int, attention: str | None = None):
+    """A random-weight causal LM of ``shape``, built on ``device`` (the same seed: the same weights),
+    with the ``attention`` implementation (None: transformers' default)."""
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
+    kwargs = {"attn_implementation": attention} if attention else {}
     with torch.device(device):
-        return AutoModelForCausalLM.from_config(model_config(shape), dtype=dtype)
+        return AutoModelForCausalLM.from_config(model_config(shape), dtype=dtype, **kwargs)
 
 
 def sync(device: torch.device) -> None:
@@ -345,9 +365,9 @@ def judge_part(shapes: dict, args, device: torch.device) -> list[dict]:
 # ---------------------------------------------------------------- train
 
 
-def training_model(shape: dict, device: torch.device, seed: int):
+def training_model(shape: dict, device: torch.device, seed: int, attention: str | None = None):
     """A causal LM of ``shape`` as the recipes train it: float32 weights, gradient checkpointing."""
-    model = causal_lm(shape, device, torch.float32, seed)
+    model = causal_lm(shape, device, torch.float32, seed, attention)
     model.config.use_cache = False
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model.train()
@@ -439,6 +459,111 @@ def train_part(shapes: dict, args, device: torch.device) -> list[dict]:
             }
         )
         del model, run
+    reset_memory(device)
+    return rows
+
+
+# ---------------------------------------------------------------- train_packing
+
+
+def micro_batches(shape: dict, args, packed: bool, device: torch.device) -> list[dict]:
+    """One micro-batch of ``--pairs`` varying-length pairs per step (warm-up steps included), padded
+    or packed, each with win rates P̂ of its chosen and rejected responses."""
+    steps = args.warmup_steps + args.steps
+    groups = varying_groups(
+        steps * args.pairs,
+        shape["vocab_size"],
+        args.seed,
+        max_length=args.max_length,
+        max_prompt_length=args.max_length // 2,
+        truncation="pair",
+        lengths=SHORT if args.tiny else REALISTIC,
+    )
+    generator = torch.Generator().manual_seed(args.seed)
+    batches = []
+    for step in range(steps):
+        batch = collate_groups(groups[step * args.pairs : (step + 1) * args.pairs], 0, packed)
+        p_win = 0.5 + 0.5 * torch.rand(args.pairs, generator=generator)
+        batch["win_rates"] = torch.stack([p_win, 1 - p_win], dim=1)
+        batches.append({k: v.to(device) for k, v in batch.items()})
+    return batches
+
+
+def varying_steps(model, batches: list[dict], chunk: int) -> dict:
+    """One SPPO optimizer step per batch (as :func:`sppo_steps`: bf16 autocast, RMSprop at 5e-7,
+    clipping at 1, η = 1000), against reference log-probs of the model before the first step."""
+    device = batches[0]["input_ids"].device
+
+    def logps(batch):
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return response_logps(model, batch, chunk)
+
+    with torch.no_grad():
+        references = [logps(batch) for batch in batches]  # what the reflogp stage stores
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=5e-7)
+    out = {"losses": [], "times": [], "references": torch.cat(references).float().cpu()}
+    for batch, ref in zip(batches, references, strict=True):
+        sync(device)
+        start = time.perf_counter()
+        n, m = batch["win_rates"].shape
+        ratios = (logps(batch) - ref).view(m, n).T
+        loss = per_prompt("sppo", ratios, eta=1000.0, beta=1.0, win_rates=batch["win_rates"]).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        out["losses"].append(loss.item())
+        sync(device)
+        out["times"].append(time.perf_counter() - start)
+    return out
+
+
+def train_packing_part(shapes: dict, args, device: torch.device) -> list[dict]:
+    """Padded against packed micro-batches of varying lengths, per attention implementation."""
+    shape = shapes["gemma-2-2b"]
+    rows = []
+    for attention in args.packing_attention:
+        padded_references = None
+        for packed in (False, True):
+            batches = micro_batches(shape, args, packed, device)
+            measured = batches[args.warmup_steps :]
+            # the real tokens: a padded batch's attention mask, all of a packed one
+            real = sum(
+                int(b["attention_mask"].sum()) if not packed else b["input_ids"].numel() for b in measured
+            )
+            positions = sum(b["input_ids"].numel() for b in measured)
+            responses = sum(int((b["labels"] != IGNORE).sum()) for b in measured)
+            reset_memory(device)
+            model = training_model(shape, device, args.seed, attention)
+            n_params = sum(p.numel() for p in model.parameters())
+            run = varying_steps(model, batches, args.packing_chunk)
+            seconds = sum(run["times"][args.warmup_steps :])
+            if padded_references is None:
+                padded_references = run["references"]
+            peak = PEAK_BF16.get(gpu_family(device))
+            rows.append(
+                {
+                    "part": "train_packing",
+                    "attention": attention,
+                    "batches": "packed" if packed else "padded",
+                    "logprob_chunk": args.packing_chunk,
+                    "model": f"gemma-2-2b-shaped ({n_params / 1e9:.2f}B parameters)",
+                    "steps": len(measured),
+                    "real_tokens": real,
+                    "positions": positions,
+                    "response_tokens": responses,
+                    "seconds": seconds,
+                    "tokens_per_s": real / seconds,
+                    "positions_per_s": positions / seconds,
+                    "mfu": 6 * n_params * real / seconds / peak if peak else None,
+                    "peak_memory_gib": peak_memory_gib(device),
+                    "losses": run["losses"],
+                    "max_abs_ref_logp_diff_vs_padded": float(
+                        (run["references"] - padded_references).abs().max()
+                    ),
+                }
+            )
+            del model, run, batches
     reset_memory(device)
     return rows
 
@@ -539,6 +664,19 @@ def parse_args(argv=None):
     parser.add_argument(
         "--logprob-chunks", type=int, nargs="*", default=[256], help="train.logprob_chunk values to add"
     )
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=1024,
+        help="train_packing: the recipes' max_length (prompts cut at half)",
+    )
+    parser.add_argument(
+        "--packing-attention",
+        nargs="+",
+        default=["eager", "sdpa"],
+        help="train_packing: attention implementations (flash_attention_2 where installed)",
+    )
+    parser.add_argument("--packing-chunk", type=int, default=1024, help="train_packing: train.logprob_chunk")
     parser.add_argument("--warmup-steps", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--gen-batch", type=int, default=64, help="prompts per transformers generate call")
@@ -558,6 +696,7 @@ def main(argv=None) -> list[dict]:
         "judge": judge_part,
         "train": train_part,
         "single_gpu": single_gpu_part,
+        "train_packing": train_packing_part,
     }
     rows = []
     print(f"machine: {machine(device)}", flush=True)

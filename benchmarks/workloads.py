@@ -5,6 +5,10 @@ recipes): prompts of 30–360 tokens, responses of 80–2000 tokens, both log-un
 half of the responses are longer than PairRM's candidate limit (412 tokens) and get cut. Texts are
 made of words that the tiny PairRM tokenizer (sppo.judges.tiny) holds whole, one token per word,
 so a text of n words is about n tokens there (a real tokenizer gives about as many for English).
+
+:func:`varying_groups` draws token-id pairs of the same realistic lengths and cuts them as training
+does (sppo.chat.truncate), for the training micro-batches of varying length (benchmarks.padding,
+the packed-vs-padded steps of benchmarks.gpu).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import math
 import random
 
 import torch
+
+from sppo.chat import EncodedPair, truncate
 
 WORDS = "the a an and of to in is it that for on with as are be this you not or what how can".split()
 
@@ -69,3 +75,31 @@ def pair_batch(
         "labels": labels,
         "win_rates": win_rates,
     }
+
+
+def varying_groups(
+    n_prompts: int,
+    vocab_size: int,
+    seed: int,
+    *,
+    max_length: int,
+    max_prompt_length: int,
+    truncation: str = "pair",
+    responses: int = 2,
+    lengths: dict = REALISTIC,
+) -> list[list[EncodedPair]]:
+    """``n_prompts`` prompts of random token ids (ids 10 and up) with ``responses`` responses each,
+    prompt and response lengths log-uniform in ``lengths`` (tokens), cut to ``max_length`` as
+    training cuts them (train.truncation, sppo.chat.truncate): what one training micro-batch
+    collates (sppo.logprobs.collate_groups), in order."""
+    rng = random.Random(seed)
+
+    def ids(kind: str) -> list[int]:
+        return [rng.randrange(10, vocab_size) for _ in range(log_uniform(rng, *lengths[kind]))]
+
+    groups = []
+    for _ in range(n_prompts):
+        prompt = ids("prompt")
+        sides = [EncodedPair(prompt, ids("response")) for _ in range(responses)]
+        groups.append(truncate(sides, max_length, max_prompt_length, truncation))
+    return groups

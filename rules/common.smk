@@ -163,6 +163,7 @@ def reflogp_settings(wildcards):
         "responses",
         "per_device_batch_size",
         "logprob_chunk",
+        "packing",
     )
     return {key: train_settings(wildcards)[key] for key in keys}
 

@@ -25,6 +25,7 @@ rows = reflogp.compute(
     responses=settings["responses"],
     batch_size=settings["per_device_batch_size"],
     logprob_chunk=settings["logprob_chunk"],
+    packing=settings["packing"],
 )
 io.write_jsonl(snakemake.output[0], rows)
 job.finish(snakemake)

@@ -14,6 +14,15 @@ time, each token's log-prob taken as logit[label] − logsumexp(logits) in float
 [batch, length, vocab] logits tensor (and its log_softmax copy) never exists; under autograd each
 piece is checkpointed, so backward recomputes one piece's logits at a time instead of keeping them
 all. With ``chunk`` 0 or None it is :func:`sequence_logps` of the model's own logits.
+
+Packed batches (train.packing, :func:`collate_packed`): a micro-batch's sequences are concatenated
+into one row with no padding, the position ids restarting at 0 for each sequence and no attention
+mask or KV cache. transformers (masking_utils.find_packed_sequence_indices) then reads a new sequence wherever
+the position ids do not go up by 1 and lets each token attend within its own sequence only (sliding
+windows and soft-capping as usual, eager and sdpa alike; flash-attention 2 takes the same position
+ids as variable-length sequences). Each sequence's first label is a prompt token (IGNORE), so the
+last position of one sequence predicts nothing of the next; ``sequence`` names the sequence of each
+position, and the sums are taken per sequence instead of per row.
 """
 
 from __future__ import annotations
@@ -55,17 +64,20 @@ def encode_rows(
     return groups, cut
 
 
-def collate_groups(groups: list[list[EncodedPair]], pad_id: int) -> dict[str, torch.Tensor]:
-    """:func:`collate` of prompts with m responses each, response-major: the first response of
-    every prompt, then the second, … (for pairs: the chosen ones, then the rejected ones), so that
-    the n × m summed log-probs reshape with ``.view(m, n).T``. Also ``tokens`` [n, m], the response
-    token counts."""
+def collate_groups(
+    groups: list[list[EncodedPair]], pad_id: int, packed: bool = False
+) -> dict[str, torch.Tensor]:
+    """:func:`collate` (or with ``packed`` :func:`collate_packed`) of prompts with m responses
+    each, response-major: the first response of every prompt, then the second, … (for pairs: the
+    chosen ones, then the rejected ones), so that the n × m summed log-probs reshape with
+    ``.view(m, n).T``. Also ``tokens`` [n, m], the response token counts."""
     m = len(groups[0])
     if any(len(g) != m for g in groups):
         raise ValueError(
             f"prompts with different numbers of responses in one batch: {[len(g) for g in groups]}"
         )
-    batch = collate([g[i] for i in range(m) for g in groups], pad_id)
+    sequences = [g[i] for i in range(m) for g in groups]
+    batch = collate_packed(sequences) if packed else collate(sequences, pad_id)
     batch["tokens"] = torch.tensor([[len(side.response_ids) for side in g] for g in groups])
     return batch
 
@@ -84,6 +96,48 @@ def collate(pairs: list[EncodedPair], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def collate_packed(pairs: list[EncodedPair]) -> dict[str, torch.Tensor]:
+    """The sequences concatenated into one row, no padding (module docstring): input ids, position
+    ids restarting at 0 for each sequence, labels (IGNORE outside the response tokens) and
+    ``sequence``, the index of the sequence each position belongs to."""
+    ids, positions, labels, sequence = [], [], [], []
+    for i, p in enumerate(pairs):
+        n, start = len(p.input_ids), len(p.prompt_ids)
+        if start < 1:  # the previous sequence's last position would predict this one's first token
+            raise ValueError(f"sequence {i} has no prompt token; it cannot be packed")
+        ids += p.input_ids
+        positions += range(n)
+        labels += [IGNORE] * start + list(p.response_ids)
+        sequence += [i] * n
+    return {
+        "input_ids": torch.tensor([ids], dtype=torch.long),
+        "position_ids": torch.tensor([positions], dtype=torch.long),
+        "labels": torch.tensor([labels], dtype=torch.long),
+        "sequence": torch.tensor([sequence], dtype=torch.long),
+    }
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the model is called with: input ids and the attention mask, or for a packed batch the
+    position ids and no mask (transformers then attends within each sequence only). No KV cache
+    either: transformers looks for packed sequences only when it has none, and an evaluation-mode
+    forward creates one unless told not to (then all sequences would attend to all before them)."""
+    if "sequence" in batch:
+        return {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "use_cache": False}
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+
+def label_owners(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """([rows, length − 1] the sequence each shifted label belongs to, the number of sequences):
+    the row for a padded batch, ``sequence`` for a packed one."""
+    labels = batch["labels"][:, 1:]
+    if "sequence" in batch:
+        owners = batch["sequence"][:, 1:]
+        return owners, int(batch["sequence"][:, -1].max()) + 1
+    rows = torch.arange(labels.shape[0], device=labels.device)
+    return rows.unsqueeze(1).expand_as(labels), labels.shape[0]
+
+
 def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Σ over response tokens of log p(token | prefix): logits at position t predict the label at t+1."""
     logits, labels = logits[:, :-1].float(), labels[:, 1:]
@@ -92,13 +146,25 @@ def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (token_logps * mask).sum(-1)
 
 
+def packed_logps(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """:func:`sequence_logps` of a packed batch: the token log-probs summed per ``sequence``."""
+    labels = batch["labels"][:, 1:]
+    mask = labels != IGNORE
+    logps = logits[:, :-1].float().log_softmax(-1)
+    logps = logps.gather(2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    owners, count = label_owners(batch)
+    sums = torch.zeros(count, dtype=torch.float32, device=labels.device)
+    return sums.index_add(0, owners[mask], logps[mask])
+
+
 def response_logps(model, batch: dict[str, torch.Tensor], chunk: int | None) -> torch.Tensor:
-    """Σ over each row's response tokens of log π(token | prefix), float32, as :func:`sequence_logps`
-    of the model's logits; with ``chunk``, from pieces of ``chunk`` response positions (module
+    """Σ over each sequence's response tokens of log π(token | prefix), float32: one per row of a
+    padded batch, one per packed sequence of a packed one; as :func:`sequence_logps` of the model's
+    logits; with ``chunk``, from pieces of ``chunk`` response positions (module
     docstring). ``model`` may be wrapped (DDP, DeepSpeed): it is called through its wrapper."""
     if not chunk:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return sequence_logps(logits, batch["labels"])
+        logits = model(**model_inputs(batch)).logits
+        return packed_logps(logits, batch) if "sequence" in batch else sequence_logps(logits, batch["labels"])
     inner = model
     while hasattr(inner, "module"):  # DDP and DeepSpeed engines hold the model as .module
         inner = inner.module
@@ -107,7 +173,7 @@ def response_logps(model, batch: dict[str, torch.Tensor], chunk: int | None) -> 
     try:
         # The call goes through the wrapper (gradient sync, ZeRO-3 gathering) and computes the
         # logits of the last position only, against which the pieces' head is checked.
-        last = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1)
+        last = model(**model_inputs(batch), logits_to_keep=1)
     finally:
         hook.remove()
     hidden = captured[-1]
@@ -122,8 +188,9 @@ def response_logps(model, batch: dict[str, torch.Tensor], chunk: int | None) -> 
             pieces.append(checkpoint(piece_logps, *args, use_reentrant=False, preserve_rng_state=False))
         else:
             pieces.append(piece_logps(*args))
-    sums = torch.zeros(labels.shape[0], dtype=torch.float32, device=labels.device)
-    return sums.index_add(0, rows, torch.cat(pieces)) if pieces else sums
+    owners, count = label_owners(batch)
+    sums = torch.zeros(count, dtype=torch.float32, device=labels.device)
+    return sums.index_add(0, owners[rows, cols], torch.cat(pieces)) if pieces else sums
 
 
 def head_logits(model, states: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,7 @@ def compute(
     responses: str,
     batch_size: int,
     logprob_chunk: int | None = None,
+    packing: bool = False,
 ) -> list[dict]:
     """``rows`` with ``ref_logps`` added: one per response trained on (sppo.logprobs.response_texts)."""
     groups, cut = encode_rows(tokenizer, rows, max_length, max_prompt_length, truncation, responses)
@@ -44,7 +45,7 @@ def compute(
     out, started = [], time.monotonic()
     for start in range(0, len(rows), batch_size):
         stop = start + batch_size
-        batch = collate_groups(groups[start:stop], tokenizer.pad_token_id)
+        batch = collate_groups(groups[start:stop], tokenizer.pad_token_id, packing)
         batch = {k: v.to(model.device) for k, v in batch.items()}
         n, m = batch["tokens"].shape
         logps = response_logps(model, batch, logprob_chunk).view(m, n).T.tolist()

@@ -65,12 +65,14 @@ def schedule(n_pairs: int, settings: dict) -> tuple[int, int]:
 
 @dataclass
 class GroupCollator:
-    """Turns encoded examples into one batch (sppo.logprobs.collate_groups) with their targets."""
+    """Turns encoded examples into one batch (sppo.logprobs.collate_groups; with ``packed`` one row
+    without padding, train.packing) with their targets."""
 
     pad_id: int
+    packed: bool = False
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        batch = collate_groups([e["sides"] for e in examples], self.pad_id)
+        batch = collate_groups([e["sides"] for e in examples], self.pad_id, self.packed)
         for key in ("ref_logps", "win_rates", "pair_prob"):
             batch[key] = torch.tensor([e[key] for e in examples], dtype=torch.float64)
         return batch
@@ -382,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
             model=model,
             args=training_args,
             train_dataset=pairs,
-            data_collator=GroupCollator(tokenizer.pad_token_id),
+            data_collator=GroupCollator(tokenizer.pad_token_id, settings["packing"]),
             loss=settings["loss"],
             eta=settings["eta"],
             beta=settings["beta"],
