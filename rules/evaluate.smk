@@ -51,6 +51,37 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+# An independent judge (evaluate.extra_judges), or the training judge, on the same answers as rule
+# evaluate: the same annotations and metrics, under evaluate/judges/NAME/ (sppo/report/judges.py).
+rule evaluate_judge:
+    input:
+        answers="results/{v}iter{t}/evaluate/answers.jsonl",
+        baseline="results/iter0/evaluate/answers.jsonl",
+    output:
+        metrics="results/{v}iter{t}/evaluate/judges/{judge}/metrics.json",
+        annotations="results/{v}iter{t}/evaluate/judges/{judge}/annotations.json",
+    log:
+        "logs/evaluate/{v}iter{t}/judge_{judge}.log",
+    benchmark:
+        "logs/benchmarks/evaluate_judge/{v}iter{t}_{judge}.tsv"
+    wildcard_constraints:
+        judge="|".join(USES_GPU),
+    conda:
+        MODEL_ENV
+    threads: config["threads"]
+    resources:
+        gpu=named_judge_gpus,
+        tasks_per_gpu=0,
+    params:
+        judge=named_judge_settings,
+        name=lambda wildcards: policy_name(wildcards.t, wildcards.v),
+        base_name=policy_name(0),
+        bootstrap_samples=config["evaluate"]["bootstrap_samples"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate.py"
+
+
 rule summary:
     input:
         metrics=evaluations(ITERATIONS, "results/{v}iter{t}/evaluate/metrics.json"),

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
-from conftest import missing_service, snakemake, write_config
+from conftest import missing_service, scheduled_jobs, snakemake, write_config
 
 from sppo.judges import load_judge
 from sppo.judges.llm import EPSILON, LLMJudge, fill, logprob_preference, parse_verdict
@@ -426,3 +427,45 @@ def test_one_evaluate_job_through_the_llm_judge(llm_server, workflow):
     # the cost line: one pair per prompt, both orders, each request answered by the server
     assert metrics["judge_usage"]["requests"] == 12 == llm_server.requests() - before
     assert metrics["judge_usage"]["prompt_tokens"] > 0 and metrics["judge_usage"]["unparseable"] == 0
+
+
+def test_llm_as_extra_judge_beside_the_training_judge(llm_server, workflow):
+    """evaluate.extra_judges [llm]: one evaluate_judge job per trained π_t is planned (none without the
+    key), and for iteration 1 the job and the report put the synthetic training judge and the llm
+    judge side by side on the same answers."""
+    for t in (0, 1):  # π_1 shouts on even prompts, which the synthetic judge (lower case) dislikes
+        rows = [
+            {"id": f"p{i}", "prompt": f"Question number {i}?", "output": "answer " * (i + 1 + 3 * t)}
+            for i in range(6)
+        ]
+        for row in rows[::2] if t else []:
+            row["output"] = row["output"].upper()
+        path = workflow / f"results/iter{t}/evaluate/answers.jsonl"
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert "evaluate_judge" not in scheduled_jobs(workflow, "iter3")
+    llm = {"base_url": llm_server.base_url, "model": llm_server.models["verdict"], "max_concurrency": 2}
+    write_config(workflow, {"evaluate": {"extra_judges": ["llm"]}, "judge": {"llm": llm}})
+    planned = scheduled_jobs(workflow, "iter3")
+    assert planned["evaluate_judge"] == 3 and planned["report_judges"] == 1
+    write_config(workflow, {"iterations": 1, "evaluate": {"extra_judges": ["llm"]}, "judge": {"llm": llm}})
+    before = llm_server.requests()
+    allowed = ("--allowed-rules", "evaluate", "evaluate_judge", "report_judges")
+    snakemake(workflow, "results/summary/judges.tsv", *allowed)
+    table = pd.read_csv(workflow / "results/summary/judges.tsv", sep="\t")
+    assert table["judge"].tolist() == ["synthetic", "llm"]
+    assert table["role"].tolist() == ["train+eval", "extra"]
+    judged = {
+        name: json.loads((workflow / f"results/iter1/evaluate/{sub}annotations.json").read_text())
+        for name, sub in (("synthetic", ""), ("llm", "judges/llm/"))
+    }
+    metrics = json.loads((workflow / "results/iter1/evaluate/judges/llm/metrics.json").read_text())
+    assert table["win_rate"].iloc[1] == pytest.approx(metrics["win_rate"], abs=1e-6)  # TSV: 6 decimals
+    # agreement counted here from the two judges' annotation files: same side of 0.5 on a prompt
+    side = {n: {a["id"]: np.sign(a["preference"] - 1.5) for a in ann} for n, ann in judged.items()}
+    same = np.mean([side["synthetic"][i] == side["llm"][i] for i in side["llm"]])
+    assert table["agreement_with_train"].iloc[1] == pytest.approx(same, abs=1e-6)
+    assert [a["output_2"] for a in judged["llm"]] == [a["output_2"] for a in judged["synthetic"]]
+    # the cost line: 6 pairs, both orders, each request answered by the server
+    assert table["judge_requests"].iloc[1] == 12 == llm_server.requests() - before
+    assert (workflow / "results/summary/judges.png").stat().st_size > 0
