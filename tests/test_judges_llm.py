@@ -469,3 +469,40 @@ def test_llm_as_extra_judge_beside_the_training_judge(llm_server, workflow):
     # the cost line: 6 pairs, both orders, each request answered by the server
     assert table["judge_requests"].iloc[1] == 12 == llm_server.requests() - before
     assert (workflow / "results/summary/judges.png").stat().st_size > 0
+
+
+def test_alpaca_eval_through_the_local_endpoint(llm_server, tmp_path):
+    """alpaca_eval's own evaluate, its annotator the served model (a text-parsing config for the
+    endpoint), on six instructions in AlpacaEval's format: one request per pair, alpaca_eval's
+    metrics follow from its annotations, and a rerun is answered from alpaca_eval's cache."""
+    from sppo import alpaca_eval
+
+    instructions = [f"Instruction {i}: say something." for i in range(6)]
+    reference = [
+        {"instruction": x, "output": "ok " * (i + 1), "generator": "ref"} for i, x in enumerate(instructions)
+    ]
+    outputs = [
+        {"instruction": x, "output": "fine " * (6 - i), "generator": "m"} for i, x in enumerate(instructions)
+    ]
+    annotator = alpaca_eval.write_local_annotator(
+        tmp_path / "annotator",
+        base_url=llm_server.base_url,
+        model=llm_server.models["verdict"],
+        max_tokens=1,  # the served model answers one letter token
+        concurrency=2,
+    )
+    before = llm_server.requests()
+    row, annotations = alpaca_eval.evaluate(
+        outputs, reference, annotator, output_dir=tmp_path / "out", glm="length_controlled_minimal"
+    )
+    assert llm_server.requests() - before == 6
+    preference = np.array([a["preference"] for a in annotations], dtype=float)
+    assert len(preference) == 6 and set(preference) <= {1.0, 2.0}  # every verdict parsed
+    assert row["n_total"] == 6
+    # alpaca_eval's win rate in percent: mean(preference − 1) · 100 (no ties here)
+    assert row["win_rate"] == pytest.approx((preference - 1).mean() * 100, abs=1e-9)
+    assert 0 <= row["length_controlled_winrate"] <= 100
+    again, _ = alpaca_eval.evaluate(
+        outputs, reference, annotator, output_dir=tmp_path / "out2", glm="length_controlled_minimal"
+    )
+    assert llm_server.requests() - before == 6 and again["win_rate"] == row["win_rate"]
