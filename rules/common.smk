@@ -197,8 +197,16 @@ def iteration_outputs(n):
         evaluations(n, "results/{v}iter{t}/evaluate/metrics.json")
         + evaluations(n, "results/{v}iter{t}/evaluate/alpaca_eval.json")
         + judge_evaluations(n, "metrics.json")
+        + alpaca_results(n)
         + leaderboard_results(n)
     )
+
+
+def alpaca_results(n):
+    """AlpacaEval's metrics of π_0 … π_n when alpaca_eval.enabled, else nothing."""
+    if not config["alpaca_eval"]["enabled"]:
+        return []
+    return evaluations(n, "results/{v}iter{t}/evaluate/alpaca/metrics.json")
 
 
 def compared_judges():

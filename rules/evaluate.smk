@@ -82,6 +82,53 @@ rule evaluate_judge:
         "../scripts/evaluate.py"
 
 
+# AlpacaEval (alpaca_eval.enabled): π_t answers AlpacaEval's instructions, and alpaca_eval's own
+# evaluate judges them against the reference outputs (sppo/alpaca_eval.py).
+rule evaluate_alpaca_answers:
+    input:
+        instructions=config["alpaca_eval"]["instructions"] or [],
+        model=evaluated_policy_files,
+    output:
+        outputs="results/{v}iter{t}/evaluate/alpaca/outputs.json",
+    log:
+        "logs/evaluate/{v}iter{t}/alpaca_answers.log",
+    benchmark:
+        "logs/benchmarks/evaluate_alpaca_answers/{v}iter{t}.tsv"
+    conda:
+        MODEL_ENV
+    threads: config["threads"]
+    resources:
+        **gpu_resources("evaluate_answers"),
+    params:
+        model=evaluated_policy,
+        model_config=config["model"],
+        name=lambda wildcards: policy_name(wildcards.t, wildcards.v),
+        settings=answer_settings(),
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate_alpaca_answers.py"
+
+
+rule evaluate_alpaca:
+    input:
+        outputs="results/{v}iter{t}/evaluate/alpaca/outputs.json",
+        instructions=config["alpaca_eval"]["instructions"] or [],
+    output:
+        metrics="results/{v}iter{t}/evaluate/alpaca/metrics.json",
+        annotations="results/{v}iter{t}/evaluate/alpaca/annotations.json",
+    log:
+        "logs/evaluate/{v}iter{t}/alpaca.log",
+    benchmark:
+        "logs/benchmarks/evaluate_alpaca/{v}iter{t}.tsv"
+    conda:
+        MODEL_ENV
+    params:
+        settings={k: v for k, v in config["alpaca_eval"].items() if k != "enabled"},
+        name=lambda wildcards: policy_name(wildcards.t, wildcards.v),
+    script:
+        "../scripts/evaluate_alpaca.py"
+
+
 rule summary:
     input:
         metrics=evaluations(ITERATIONS, "results/{v}iter{t}/evaluate/metrics.json"),

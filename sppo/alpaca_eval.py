@@ -44,7 +44,8 @@ def chatgpt_prompt() -> Path:
 
 def write_client_config(directory: Path, base_url: str) -> Path:
     """alpaca_eval's client config for the endpoint: every model through ``base_url``, no key."""
-    path = Path(directory) / "client_config.yaml"
+    path = Path(directory).absolute() / "client_config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump({"default": [{"base_url": base_url}]}))
     return path
 
@@ -54,7 +55,7 @@ def write_local_annotator(
 ) -> Path:
     """A text-parsing annotator config (module docstring) in ``directory``; its path for
     :func:`evaluate`. ``max_tokens``: the verdict's budget; temperature 0, one pair per request."""
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # alpaca_eval reads a relative path below its own configs
     directory.mkdir(parents=True, exist_ok=True)
     client = write_client_config(directory, base_url)
     config = {
@@ -129,3 +130,37 @@ def evaluate(
         )
     row = leaderboard.iloc[0].to_dict()
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}, annotations
+
+
+def read_instructions(path: str | Path) -> list[dict]:
+    """AlpacaEval's instructions with the reference outputs (instruction, output, generator) from a
+    JSON list or a JSON Lines file."""
+    from sppo import io
+
+    path = Path(path)
+    rows = io.read_jsonl(path) if path.suffix == ".jsonl" else io.read_json(path)
+    for i, row in enumerate(rows):
+        missing = [k for k in ("instruction", "output", "generator") if k not in row]
+        if missing:
+            raise ValueError(f"{path}: instruction {i} lacks {', '.join(missing)} (AlpacaEval's format)")
+    return rows
+
+
+def prompts(instructions: list[dict]) -> list[dict]:
+    """The instructions as the generation backend reads prompts: {id, prompt}, id the position."""
+    return [{"id": str(i), "prompt": row["instruction"]} for i, row in enumerate(instructions)]
+
+
+def metrics(row: dict, *, model: str, annotator: str, glm: str) -> dict:
+    """What rule evaluate_alpaca publishes: alpaca_eval's leaderboard row, its win rates turned from
+    percent to fractions like metrics.json's, with the annotator and the GLM named."""
+    return {
+        "model": model,
+        "annotator": annotator,
+        "glm": glm,
+        "n_total": int(row["n_total"]),
+        "win_rate": float(row["win_rate"]) / 100.0,
+        "standard_error": float(row["standard_error"]) / 100.0,
+        "lc_win_rate": float(row["length_controlled_winrate"]) / 100.0,
+        "avg_length": float(row["avg_length"]),
+    }

@@ -506,3 +506,34 @@ def test_alpaca_eval_through_the_local_endpoint(llm_server, tmp_path):
         outputs, reference, annotator, output_dir=tmp_path / "out2", glm="length_controlled_minimal"
     )
     assert llm_server.requests() - before == 6 and again["win_rate"] == row["win_rate"]
+
+
+def test_alpaca_eval_target_for_pi0(llm_server, workflow):
+    """alpaca_eval.enabled with the local annotator: π_0 answers six instructions in AlpacaEval's
+    format (rule evaluate_alpaca_answers) and alpaca_eval judges them through the served model
+    (rule evaluate_alpaca); the metrics are alpaca_eval's, as fractions."""
+    instructions = [
+        {"instruction": f"Instruction {i}: say something.", "output": "ok " * (i + 1), "generator": "ref"}
+        for i in range(6)
+    ]
+    (workflow / "data/alpaca.json").write_text(json.dumps(instructions))
+    settings = {
+        "enabled": True,
+        "instructions": "data/alpaca.json",
+        "base_url": llm_server.base_url,
+        "model": llm_server.models["verdict"],
+        "max_tokens": 1,
+        "glm": "length_controlled_minimal",
+    }
+    write_config(workflow, {"alpaca_eval": settings})
+    before = llm_server.requests()
+    snakemake(workflow, "results/iter0/evaluate/alpaca/metrics.json")
+    outputs = json.loads((workflow / "results/iter0/evaluate/alpaca/outputs.json").read_text())
+    assert [o["instruction"] for o in outputs] == [i["instruction"] for i in instructions]
+    assert {o["generator"] for o in outputs} == {"tiny"}
+    metrics = json.loads((workflow / "results/iter0/evaluate/alpaca/metrics.json").read_text())
+    annotations = json.loads((workflow / "results/iter0/evaluate/alpaca/annotations.json").read_text())
+    assert metrics["n_total"] == 6 == llm_server.requests() - before  # one request per instruction
+    # alpaca_eval's win rate: mean(preference − 1), π_0's output being output_2 (no ties: one letter)
+    assert metrics["win_rate"] == pytest.approx(np.mean([a["preference"] - 1 for a in annotations]), abs=1e-9)
+    assert metrics["glm"] == "length_controlled_minimal" and 0 <= metrics["lc_win_rate"] <= 1
