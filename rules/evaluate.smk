@@ -133,6 +133,7 @@ rule summary:
     input:
         metrics=evaluations(ITERATIONS, "results/{v}iter{t}/evaluate/metrics.json"),
         leaderboard=leaderboard_results(ITERATIONS),
+        alpaca=alpaca_results(ITERATIONS),
     output:
         table=report(
             "results/summary/metrics.tsv",

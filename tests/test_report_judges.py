@@ -77,3 +77,25 @@ def test_two_real_judges_on_the_same_answers(tmp_path):
     judges.plot(df, str(tmp_path / "judges.png"))
     assert (tmp_path / "judges.png").stat().st_size > 0
     assert "<table" in judges.to_html(df)
+
+
+def test_summary_table_gains_the_alpaca_eval_columns():
+    """summary.table with AlpacaEval's metrics of π_0 and π_1: one column each for the win rate and
+    the LC win rate, on the row of the π_t they belong to."""
+    from sppo import summary
+
+    def metrics(t):
+        return {
+            "model": f"m{t}",
+            "n_prompts": 4,
+            "win_rate": 0.5 + t / 10,
+            "win_rate_ci95": [0.4, 0.6],
+            "lc_win_rate": 0.5,
+            "mean_length": 10.0,
+        }
+
+    alpaca = [{"win_rate": 0.2, "lc_win_rate": 0.25}, {"win_rate": 0.3, "lc_win_rate": 0.35}]
+    df = summary.table({"": [metrics(0), metrics(1)]}, None, {"": alpaca})
+    assert df["alpaca_eval_win_rate"].tolist() == [0.2, 0.3]
+    assert df["alpaca_eval_lc_win_rate"].tolist() == [0.25, 0.35]
+    assert "alpaca_eval_win_rate" not in summary.table({"": [metrics(0), metrics(1)]})
