@@ -21,12 +21,8 @@ if annotator == "local":
         max_tokens=settings["max_tokens"],
         concurrency=settings["concurrency"],
     )
-elif settings["base_url"]:
-    # an alpaca_eval config by name: its OpenAI client goes to base_url (OPENAI_CLIENT_CONFIG_PATH
-    # is read when alpaca_eval is imported, so set it first)
-    import os
-
-    os.environ["OPENAI_CLIENT_CONFIG_PATH"] = str(alpaca_eval.write_client_config(work, settings["base_url"]))
+else:
+    annotator = alpaca_eval.write_named_annotator(work / "annotator", annotator, settings["base_url"])
 row, annotations = alpaca_eval.evaluate(
     io.read_json(snakemake.input.outputs),
     alpaca_eval.read_instructions(snakemake.input.instructions),

@@ -37,16 +37,15 @@ VERDICTS = {1: r"(?:^|\n)\W*(?:Output )?\(?[aA]\b", 2: r"(?:^|\n)\W*(?:Output )?
 
 def chatgpt_prompt() -> Path:
     """alpaca_eval's ``chatgpt`` annotator prompt (installed with the package)."""
-    import alpaca_eval
-
-    return Path(alpaca_eval.__file__).parent / "evaluators_configs" / "chatgpt" / "basic_prompt.txt"
+    return configs_dir() / "chatgpt" / "basic_prompt.txt"
 
 
-def write_client_config(directory: Path, base_url: str) -> Path:
-    """alpaca_eval's client config for the endpoint: every model through ``base_url``, no key."""
+def write_client_config(directory: Path, base_url: str | None) -> Path:
+    """alpaca_eval's client config for the endpoint: every model through ``base_url`` (None: the
+    OpenAI client's default, api.openai.com), no key."""
     path = Path(directory).absolute() / "client_config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({"default": [{"base_url": base_url}]}))
+    path.write_text(yaml.safe_dump({"default": [{"base_url": base_url} if base_url else {}]}))
     return path
 
 
@@ -77,6 +76,34 @@ def write_local_annotator(
     }
     path = directory / "configs.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def configs_dir() -> Path:
+    """alpaca_eval's own annotator configs (installed with the package)."""
+    import alpaca_eval
+
+    return Path(alpaca_eval.__file__).parent / "evaluators_configs"
+
+
+def write_named_annotator(directory: Path, name: str, base_url: str | None) -> Path:
+    """alpaca_eval's annotator config ``name`` (e.g. weighted_alpaca_eval_gpt4_turbo) copied to
+    ``directory`` unchanged but for where its requests go: a client config with ``base_url``, and
+    its prompt template's path made absolute. Its path, for :func:`evaluate`. A copy also keeps
+    alpaca_eval's cache of verdicts, which it writes beside the config, out of the installed package."""
+    source = configs_dir() / name / "configs.yaml"
+    if not source.is_file():
+        raise ValueError(f"alpaca_eval.annotator: alpaca_eval has no annotator config {name!r}")
+    directory = Path(directory).absolute()
+    client = write_client_config(directory, base_url)
+    configs = yaml.safe_load(source.read_text())
+    for config in configs.values():
+        if config.get("fn_completions") != "openai_completions":
+            raise ValueError(f"alpaca_eval.annotator: {name!r} does not use an OpenAI-compatible client")
+        config["prompt_template"] = str(configs_dir() / config["prompt_template"])
+        config.setdefault("completions_kwargs", {})["client_config_path"] = str(client)
+    path = directory / "configs.yaml"
+    path.write_text(yaml.safe_dump(configs, sort_keys=False))
     return path
 
 

@@ -537,3 +537,20 @@ def test_alpaca_eval_target_for_pi0(llm_server, workflow):
     # alpaca_eval's win rate: mean(preference − 1), π_0's output being output_2 (no ties: one letter)
     assert metrics["win_rate"] == pytest.approx(np.mean([a["preference"] - 1 for a in annotations]), abs=1e-9)
     assert metrics["glm"] == "length_controlled_minimal" and 0 <= metrics["lc_win_rate"] <= 1
+
+
+def test_alpaca_eval_named_annotator_pointed_at_an_endpoint(tmp_path):
+    """An alpaca_eval config by name (the leaderboard's) sent to another endpoint: the same settings,
+    its requests through a client config holding only the base URL (no key), its template found."""
+    import yaml
+
+    from sppo import alpaca_eval
+
+    path = alpaca_eval.write_named_annotator(tmp_path, "weighted_alpaca_eval_gpt4_turbo", "http://h:1/v1")
+    config = yaml.safe_load(path.read_text())["weighted_alpaca_eval_gpt4_turbo"]
+    kwargs = config["completions_kwargs"]
+    assert kwargs["model_name"] == "gpt-4-1106-preview" and kwargs["logprobs"] is True
+    assert yaml.safe_load(open(kwargs["client_config_path"])) == {"default": [{"base_url": "http://h:1/v1"}]}
+    assert "{instruction}" in open(config["prompt_template"]).read()
+    with pytest.raises(ValueError, match="no annotator config 'gpt-9'"):
+        alpaca_eval.write_named_annotator(tmp_path, "gpt-9", "http://h:1/v1")
