@@ -471,11 +471,15 @@ def test_llm_as_extra_judge_beside_the_training_judge(llm_server, workflow):
     assert (workflow / "results/summary/judges.png").stat().st_size > 0
 
 
-def test_alpaca_eval_through_the_local_endpoint(llm_server, tmp_path):
+def test_alpaca_eval_through_the_local_endpoint(llm_server, tmp_path, monkeypatch):
     """alpaca_eval's own evaluate, its annotator the served model (a text-parsing config for the
     endpoint), on six instructions in AlpacaEval's format: one request per pair, alpaca_eval's
-    metrics follow from its annotations, and a rerun is answered from alpaca_eval's cache."""
+    metrics follow from its annotations, a rerun is answered from alpaca_eval's cache, and the API
+    key is written to no file."""
     from sppo import alpaca_eval
+
+    secret = "sk-test-alpaca-never-write-me"
+    monkeypatch.setenv("SPPO_TEST_ALPACA_KEY", secret)
 
     instructions = [f"Instruction {i}: say something." for i in range(6)]
     reference = [
@@ -493,9 +497,17 @@ def test_alpaca_eval_through_the_local_endpoint(llm_server, tmp_path):
     )
     before = llm_server.requests()
     row, annotations = alpaca_eval.evaluate(
-        outputs, reference, annotator, output_dir=tmp_path / "out", glm="length_controlled_minimal"
+        outputs,
+        reference,
+        annotator,
+        output_dir=tmp_path / "out",
+        glm="length_controlled_minimal",
+        api_key_env="SPPO_TEST_ALPACA_KEY",
     )
     assert llm_server.requests() - before == 6
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) >= 3 and not [p for p in written if secret in p.read_text(errors="replace")]
+    assert os.environ.get("OPENAI_API_KEY") != secret  # set for the call only
     preference = np.array([a["preference"] for a in annotations], dtype=float)
     assert len(preference) == 6 and set(preference) <= {1.0, 2.0}  # every verdict parsed
     assert row["n_total"] == 6
