@@ -149,7 +149,8 @@ def plot(df: pd.DataFrame, path: str) -> None:
     styles = ["-", "--", ":", "-."]
     for (judge, variant), part in d.groupby(["judge", "variant"], sort=False):
         style = styles[variants.index(variant) % len(styles)]
-        label = f"{judge} ({variant})" if variant else judge
+        role = part["role"].iloc[0]
+        label = f"{variant}: {judge} ({role})" if variant else f"{judge} ({role})"
         left.plot(part["iteration"], part["win_rate"], style, marker="o", color=colour[judge], label=label)
         longer = part["longer_preference"].astype(float)
         if not longer.isna().all():
