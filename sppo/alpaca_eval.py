@@ -21,6 +21,7 @@ it is written to no file.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -181,13 +182,18 @@ def prompts(instructions: list[dict]) -> list[dict]:
 def metrics(row: dict, *, model: str, annotator: str, glm: str) -> dict:
     """What rule evaluate_alpaca publishes: alpaca_eval's leaderboard row, its win rates turned from
     percent to fractions like metrics.json's, with the annotator and the GLM named."""
+
+    def fraction(key):  # None where alpaca_eval has no finite value (e.g. one instruction's error)
+        value = float(row.get(key, math.nan))
+        return value / 100.0 if math.isfinite(value) else None
+
     return {
         "model": model,
         "annotator": annotator,
         "glm": glm,
         "n_total": int(row["n_total"]),
-        "win_rate": float(row["win_rate"]) / 100.0,
-        "standard_error": float(row["standard_error"]) / 100.0,
-        "lc_win_rate": float(row["length_controlled_winrate"]) / 100.0,
+        "win_rate": fraction("win_rate"),
+        "standard_error": fraction("standard_error"),
+        "lc_win_rate": fraction("length_controlled_winrate"),
         "avg_length": float(row["avg_length"]),
     }
