@@ -197,8 +197,58 @@ def iteration_outputs(n):
     return (
         evaluations(n, "results/{v}iter{t}/evaluate/metrics.json")
         + evaluations(n, "results/{v}iter{t}/evaluate/alpaca_eval.json")
+        + judge_evaluations(n, "metrics.json")
+        + alpaca_results(n)
         + leaderboard_results(n)
     )
+
+
+def alpaca_results(n):
+    """AlpacaEval's metrics of π_0 … π_n when alpaca_eval.enabled, else nothing."""
+    if not config["alpaca_eval"]["enabled"]:
+        return []
+    return evaluations(n, "results/{v}iter{t}/evaluate/alpaca/metrics.json")
+
+
+def compared_judges():
+    """The judges the report sets side by side (evaluate.extra_judges): judge.eval, judge.train and
+    the extra ones, each once; none when no extra judge is named."""
+    extra = config["evaluate"]["extra_judges"]
+    if not extra:
+        return []
+    return list(
+        dict.fromkeys([config["judge"]["eval"], config["judge"]["train"], *extra])
+    )
+
+
+def judged_dir(judge, v, t):
+    """Where ``judge``'s annotations and metrics of π_t lie: judge.eval's are those of the evaluate job."""
+    if judge == config["judge"]["eval"]:
+        return f"results/{v}iter{t}/evaluate"
+    return f"results/{v}iter{t}/evaluate/judges/{judge}"
+
+
+def judge_evaluations(n, name):
+    """File ``name`` of every evaluate_judge job of each variant's π_1 … π_n: one per compared
+    judge other than judge.eval."""
+    return [
+        f"{judged_dir(judge, v, t)}/{name}"
+        for v in VARIANTS
+        for t in range(1, n + 1)
+        for judge in compared_judges()
+        if judge != config["judge"]["eval"]
+    ]
+
+
+def named_judge_settings(wildcards):
+    """The judge section of judge ``wildcards.judge`` alone, in the role "eval" (for load_judge)."""
+    name = wildcards.judge
+    return {"eval": name, name: config["judge"].get(name, {})}
+
+
+def named_judge_gpus(wildcards):
+    """GPUs of an evaluate_judge job: one where config gpus and the judge computes on a GPU."""
+    return 1 if config["gpus"] and USES_GPU[wildcards.judge] else 0
 
 
 def target_files(n):
@@ -241,6 +291,13 @@ def benchmark_files():
     files += per_policy("logs/benchmarks/train/{v}iter{t}.tsv", trained())
     files += evaluations(ITERATIONS, "logs/benchmarks/evaluate_answers/{v}iter{t}.tsv")
     files += evaluations(ITERATIONS, "logs/benchmarks/evaluate/{v}iter{t}_metrics.tsv")
+    files += [
+        f"logs/benchmarks/evaluate_judge/{v}iter{t}_{judge}.tsv"
+        for v in VARIANTS
+        for t in range(1, ITERATIONS + 1)
+        for judge in compared_judges()
+        if judge != config["judge"]["eval"]
+    ]
     if config["leaderboard"]["enabled"]:
         files += evaluations(ITERATIONS, "logs/benchmarks/leaderboard/{v}iter{t}.tsv")
     return files
@@ -255,6 +312,8 @@ def report_outputs():
         rules.report_lengths,
     ]
     made += [rules.report_resources, rules.report_samples]
+    if compared_judges():
+        made.append(rules.report_judges)
     return [path for rule in made for path in rule.output]
 
 

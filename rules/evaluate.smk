@@ -51,10 +51,89 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+# An independent judge (evaluate.extra_judges), or the training judge, on the same answers as rule
+# evaluate: the same annotations and metrics, under evaluate/judges/NAME/ (sppo/report/judges.py).
+rule evaluate_judge:
+    input:
+        answers="results/{v}iter{t}/evaluate/answers.jsonl",
+        baseline="results/iter0/evaluate/answers.jsonl",
+    output:
+        metrics="results/{v}iter{t}/evaluate/judges/{judge}/metrics.json",
+        annotations="results/{v}iter{t}/evaluate/judges/{judge}/annotations.json",
+    log:
+        "logs/evaluate/{v}iter{t}/judge_{judge}.log",
+    benchmark:
+        "logs/benchmarks/evaluate_judge/{v}iter{t}_{judge}.tsv"
+    wildcard_constraints:
+        judge="|".join(USES_GPU),
+    conda:
+        MODEL_ENV
+    threads: config["threads"]
+    resources:
+        gpu=named_judge_gpus,
+        tasks_per_gpu=0,
+    params:
+        judge=named_judge_settings,
+        name=lambda wildcards: policy_name(wildcards.t, wildcards.v),
+        base_name=policy_name(0),
+        bootstrap_samples=config["evaluate"]["bootstrap_samples"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate.py"
+
+
+# AlpacaEval (alpaca_eval.enabled): π_t answers AlpacaEval's instructions, and alpaca_eval's own
+# evaluate judges them against the reference outputs (sppo/alpaca_eval.py).
+rule evaluate_alpaca_answers:
+    input:
+        instructions=config["alpaca_eval"]["instructions"] or [],
+        model=evaluated_policy_files,
+    output:
+        outputs="results/{v}iter{t}/evaluate/alpaca/outputs.json",
+    log:
+        "logs/evaluate/{v}iter{t}/alpaca_answers.log",
+    benchmark:
+        "logs/benchmarks/evaluate_alpaca_answers/{v}iter{t}.tsv"
+    conda:
+        MODEL_ENV
+    threads: config["threads"]
+    resources:
+        **gpu_resources("evaluate_answers"),
+    params:
+        model=evaluated_policy,
+        model_config=config["model"],
+        name=lambda wildcards: policy_name(wildcards.t, wildcards.v),
+        settings=answer_settings(),
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate_alpaca_answers.py"
+
+
+rule evaluate_alpaca:
+    input:
+        outputs="results/{v}iter{t}/evaluate/alpaca/outputs.json",
+        instructions=config["alpaca_eval"]["instructions"] or [],
+    output:
+        metrics="results/{v}iter{t}/evaluate/alpaca/metrics.json",
+        annotations="results/{v}iter{t}/evaluate/alpaca/annotations.json",
+    log:
+        "logs/evaluate/{v}iter{t}/alpaca.log",
+    benchmark:
+        "logs/benchmarks/evaluate_alpaca/{v}iter{t}.tsv"
+    conda:
+        MODEL_ENV
+    params:
+        settings={k: v for k, v in config["alpaca_eval"].items() if k != "enabled"},
+        name=lambda wildcards: policy_name(wildcards.t, wildcards.v),
+    script:
+        "../scripts/evaluate_alpaca.py"
+
+
 rule summary:
     input:
         metrics=evaluations(ITERATIONS, "results/{v}iter{t}/evaluate/metrics.json"),
         leaderboard=leaderboard_results(ITERATIONS),
+        alpaca=alpaca_results(ITERATIONS),
     output:
         table=report(
             "results/summary/metrics.tsv",

@@ -155,6 +155,42 @@ rule report_samples:
         "../scripts/report_samples.py"
 
 
+rule report_judges:
+    input:
+        annotations=[
+            f"{judged_dir(judge, v, t)}/annotations.json"
+            for v, t in trained()
+            for judge in compared_judges()
+        ],
+        metrics=[
+            f"{judged_dir(judge, v, t)}/metrics.json"
+            for v, t in trained()
+            for judge in compared_judges()
+        ],
+    output:
+        table="results/summary/judges.tsv",
+        page=report(
+            "results/summary/judges.html",
+            caption="../report/judges.rst",
+            category="Judges",
+        ),
+        plot=report(
+            "results/summary/judges.png",
+            caption="../report/judges.rst",
+            category="Judges",
+        ),
+    log:
+        "logs/report/judges.log",
+    conda:
+        DATA_ENV
+    params:
+        labels=[[v[:-1], t, judge] for v, t in trained() for judge in compared_judges()],
+        train=config["judge"]["train"],
+        eval=config["judge"]["eval"],
+    script:
+        "../scripts/report_judges.py"
+
+
 rule run_card:
     input:
         iteration_outputs(ITERATIONS) + report_outputs(),

@@ -7,9 +7,11 @@ job.start(snakemake.log[0])
 
 names, iterations = snakemake.params.variants, snakemake.params.iterations
 leaderboard = [io.read_json(path) for path in snakemake.input.leaderboard]
+alpaca = [io.read_json(path) for path in snakemake.input.alpaca]
 df = summary.table(
     summary.by_variant([io.read_json(path) for path in snakemake.input.metrics], names, iterations),
     summary.by_variant(leaderboard, names, iterations) if leaderboard else None,
+    summary.by_variant(alpaca, names, iterations) if alpaca else None,
 )
 with io.atomic_path(snakemake.output.table) as tmp:
     df.to_csv(tmp, sep="\t", index=False, float_format="%.6f")

@@ -248,17 +248,19 @@ def _check_semantics(config: dict) -> None:
     if seeds is not None and len(seeds) != config["generate"]["k"]:
         _fail("generate.sample_seeds", f"has {len(seeds)} seeds but generate.k is {config['generate']['k']}")
     judge = config["judge"]
-    uses = [role for role in ("train", "eval") if judge[role] == "reward_model"]
-    if uses and not judge["reward_model"]["path"]:
-        _fail("judge.reward_model.path", f"must be set: judge.{uses[0]} is reward_model")
-    for name in sorted({judge["train"], judge["eval"]} & {"pairrm", "reward_model"}):
+    # who uses each judge: judge.train, judge.eval, evaluate.extra_judges
+    users = {judge[role]: f"judge.{role} is" for role in ("eval", "train")}
+    for name in config["evaluate"]["extra_judges"]:
+        users.setdefault(name, "evaluate.extra_judges names")
+    if "reward_model" in users and not judge["reward_model"]["path"]:
+        _fail("judge.reward_model.path", f"must be set: {users['reward_model']} reward_model")
+    for name in sorted(set(users) & {"pairrm", "reward_model"}):
         _check_source(f"judge.{name}.path", judge[name]["path"])
-    for role in ("train", "eval"):
-        if judge[role] == "llm":
-            for key in ("base_url", "model"):
-                if not judge["llm"][key]:
-                    _fail(f"judge.llm.{key}", f"must be set: judge.{role} is llm")
-    if "llm" in (judge["train"], judge["eval"]) and judge["llm"]["template"] is not None:
+    if "llm" in users:
+        for key in ("base_url", "model"):
+            if not judge["llm"][key]:
+                _fail(f"judge.llm.{key}", f"must be set: {users['llm']} llm")
+    if "llm" in users and judge["llm"]["template"] is not None:
         if not Path(judge["llm"]["template"]).is_file():
             _fail("judge.llm.template", f"template file {judge['llm']['template']!r} not found")
     if judge["prompt_text"] == "chat_template" and judge["train"] == "reward_model":
@@ -267,6 +269,14 @@ def _check_semantics(config: dict) -> None:
     if tiny["hidden_size"] % tiny["num_heads"]:
         _fail("tiny_model.num_heads", f"must divide hidden_size {tiny['hidden_size']}")
     _check_train(config["train"], "train.")
+    alpaca = config["alpaca_eval"]
+    if alpaca["enabled"]:
+        if not alpaca["instructions"] or not Path(alpaca["instructions"]).is_file():
+            _fail("alpaca_eval.instructions", f"instruction file {alpaca['instructions']!r} not found")
+        if alpaca["annotator"] == "local":
+            for key in ("base_url", "model"):
+                if not alpaca[key]:
+                    _fail(f"alpaca_eval.{key}", "must be set: alpaca_eval.annotator is local")
     tasks = config["leaderboard"]["include_path"]
     if tasks is not None and not Path(tasks).is_dir():
         _fail("leaderboard.include_path", f"task directory {tasks!r} not found")

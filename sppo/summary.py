@@ -32,13 +32,22 @@ def by_variant(items: list, names: list[str], iterations: int) -> dict[str, list
     }
 
 
-def table(series: dict[str, list[dict]], leaderboard: dict[str, list[dict]] | None = None) -> pd.DataFrame:
+def table(
+    series: dict[str, list[dict]],
+    leaderboard: dict[str, list[dict]] | None = None,
+    alpaca: dict[str, list[dict]] | None = None,
+) -> pd.DataFrame:
     """One row per π_t of each variant (name → metrics of π_0 … π_T); with ``leaderboard``
-    (results.json per π_t, likewise) also its normalised benchmark scores. A first column
-    ``variant`` when the variants have names (a config with variants), none for one run ("")."""
+    (results.json per π_t, likewise) also its normalised benchmark scores, with ``alpaca``
+    (AlpacaEval's metrics.json per π_t) its AlpacaEval win rate and LC win rate against the
+    reference outputs. A first column ``variant`` when the variants have names (a config with
+    variants), none for one run ("")."""
     frames = []
     for name, metrics in series.items():
         df = _table(metrics, (leaderboard or {}).get(name))
+        if alpaca:
+            df["alpaca_eval_win_rate"] = [m["win_rate"] for m in alpaca[name]]
+            df["alpaca_eval_lc_win_rate"] = [m["lc_win_rate"] for m in alpaca[name]]
         if name:
             df.insert(0, "variant", name)
         frames.append(df)

@@ -105,6 +105,19 @@ def test_every_schema_key_has_default_and_description():
         ({"train": {"loss": "kto"}}, "config key train.loss: 'kto' is not one of"),
         ({"judge": {"eval": "llm"}}, "config key judge.llm.base_url: must be set: judge.eval is llm"),
         (
+            {"evaluate": {"extra_judges": ["llm"]}},
+            "config key judge.llm.base_url: must be set: evaluate.extra_judges names llm",
+        ),
+        ({"evaluate": {"extra_judges": ["gpt"]}}, "config key evaluate.extra_judges.0: 'gpt' is not one of"),
+        (
+            {"alpaca_eval": {"enabled": True, "instructions": "ae/missing.json"}},
+            "config key alpaca_eval.instructions: instruction file 'ae/missing.json' not found",
+        ),
+        (
+            {"alpaca_eval": {"enabled": True, "instructions": "data/prompts.jsonl"}},
+            "config key alpaca_eval.base_url: must be set: alpaca_eval.annotator is local",
+        ),
+        (
             {"judge": {"train": "llm", "llm": {"base_url": "http://localhost:8000/v1"}}},
             "config key judge.llm.model: must be set: judge.train is llm",
         ),

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
-from conftest import missing_service, snakemake, write_config
+from conftest import missing_service, scheduled_jobs, snakemake, write_config
 
 from sppo.judges import load_judge
 from sppo.judges.llm import EPSILON, LLMJudge, fill, logprob_preference, parse_verdict
@@ -426,3 +427,142 @@ def test_one_evaluate_job_through_the_llm_judge(llm_server, workflow):
     # the cost line: one pair per prompt, both orders, each request answered by the server
     assert metrics["judge_usage"]["requests"] == 12 == llm_server.requests() - before
     assert metrics["judge_usage"]["prompt_tokens"] > 0 and metrics["judge_usage"]["unparseable"] == 0
+
+
+def test_llm_as_extra_judge_beside_the_training_judge(llm_server, workflow):
+    """evaluate.extra_judges [llm]: one evaluate_judge job per trained π_t is planned (none without the
+    key), and for iteration 1 the job and the report put the synthetic training judge and the llm
+    judge side by side on the same answers."""
+    for t in (0, 1):  # π_1 shouts on even prompts, which the synthetic judge (lower case) dislikes
+        rows = [
+            {"id": f"p{i}", "prompt": f"Question number {i}?", "output": "answer " * (i + 1 + 3 * t)}
+            for i in range(6)
+        ]
+        for row in rows[::2] if t else []:
+            row["output"] = row["output"].upper()
+        path = workflow / f"results/iter{t}/evaluate/answers.jsonl"
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert "evaluate_judge" not in scheduled_jobs(workflow, "iter3")
+    llm = {"base_url": llm_server.base_url, "model": llm_server.models["verdict"], "max_concurrency": 2}
+    write_config(workflow, {"evaluate": {"extra_judges": ["llm"]}, "judge": {"llm": llm}})
+    planned = scheduled_jobs(workflow, "iter3")
+    assert planned["evaluate_judge"] == 3 and planned["report_judges"] == 1
+    write_config(workflow, {"iterations": 1, "evaluate": {"extra_judges": ["llm"]}, "judge": {"llm": llm}})
+    before = llm_server.requests()
+    allowed = ("--allowed-rules", "evaluate", "evaluate_judge", "report_judges")
+    snakemake(workflow, "results/summary/judges.tsv", *allowed)
+    table = pd.read_csv(workflow / "results/summary/judges.tsv", sep="\t")
+    assert table["judge"].tolist() == ["synthetic", "llm"]
+    assert table["role"].tolist() == ["train+eval", "extra"]
+    judged = {
+        name: json.loads((workflow / f"results/iter1/evaluate/{sub}annotations.json").read_text())
+        for name, sub in (("synthetic", ""), ("llm", "judges/llm/"))
+    }
+    metrics = json.loads((workflow / "results/iter1/evaluate/judges/llm/metrics.json").read_text())
+    assert table["win_rate"].iloc[1] == pytest.approx(metrics["win_rate"], abs=1e-6)  # TSV: 6 decimals
+    # agreement counted here from the two judges' annotation files: same side of 0.5 on a prompt
+    side = {n: {a["id"]: np.sign(a["preference"] - 1.5) for a in ann} for n, ann in judged.items()}
+    same = np.mean([side["synthetic"][i] == side["llm"][i] for i in side["llm"]])
+    assert table["agreement_with_train"].iloc[1] == pytest.approx(same, abs=1e-6)
+    assert [a["output_2"] for a in judged["llm"]] == [a["output_2"] for a in judged["synthetic"]]
+    # the cost line: 6 pairs, both orders, each request answered by the server
+    assert table["judge_requests"].iloc[1] == 12 == llm_server.requests() - before
+    assert (workflow / "results/summary/judges.png").stat().st_size > 0
+
+
+def test_alpaca_eval_through_the_local_endpoint(llm_server, tmp_path, monkeypatch):
+    """alpaca_eval's own evaluate, its annotator the served model (a text-parsing config for the
+    endpoint), on six instructions in AlpacaEval's format: one request per pair, alpaca_eval's
+    metrics follow from its annotations, a rerun is answered from alpaca_eval's cache, and the API
+    key is written to no file."""
+    from sppo import alpaca_eval
+
+    secret = "sk-test-alpaca-never-write-me"
+    monkeypatch.setenv("SPPO_TEST_ALPACA_KEY", secret)
+
+    instructions = [f"Instruction {i}: say something." for i in range(6)]
+    reference = [
+        {"instruction": x, "output": "ok " * (i + 1), "generator": "ref"} for i, x in enumerate(instructions)
+    ]
+    outputs = [
+        {"instruction": x, "output": "fine " * (6 - i), "generator": "m"} for i, x in enumerate(instructions)
+    ]
+    annotator = alpaca_eval.write_local_annotator(
+        tmp_path / "annotator",
+        base_url=llm_server.base_url,
+        model=llm_server.models["verdict"],
+        max_tokens=1,  # the served model answers one letter token
+        concurrency=2,
+    )
+    before = llm_server.requests()
+    row, annotations = alpaca_eval.evaluate(
+        outputs,
+        reference,
+        annotator,
+        output_dir=tmp_path / "out",
+        glm="length_controlled_minimal",
+        api_key_env="SPPO_TEST_ALPACA_KEY",
+    )
+    assert llm_server.requests() - before == 6
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) >= 3 and not [p for p in written if secret in p.read_text(errors="replace")]
+    assert os.environ.get("OPENAI_API_KEY") != secret  # set for the call only
+    preference = np.array([a["preference"] for a in annotations], dtype=float)
+    assert len(preference) == 6 and set(preference) <= {1.0, 2.0}  # every verdict parsed
+    assert row["n_total"] == 6
+    # alpaca_eval's win rate in percent: mean(preference − 1) · 100 (no ties here)
+    assert row["win_rate"] == pytest.approx((preference - 1).mean() * 100, abs=1e-9)
+    assert 0 <= row["length_controlled_winrate"] <= 100
+    again, _ = alpaca_eval.evaluate(
+        outputs, reference, annotator, output_dir=tmp_path / "out2", glm="length_controlled_minimal"
+    )
+    assert llm_server.requests() - before == 6 and again["win_rate"] == row["win_rate"]
+
+
+def test_alpaca_eval_target_for_pi0(llm_server, workflow):
+    """alpaca_eval.enabled with the local annotator: π_0 answers six instructions in AlpacaEval's
+    format (rule evaluate_alpaca_answers) and alpaca_eval judges them through the served model
+    (rule evaluate_alpaca); the metrics are alpaca_eval's, as fractions."""
+    instructions = [
+        {"instruction": f"Instruction {i}: say something.", "output": "ok " * (i + 1), "generator": "ref"}
+        for i in range(6)
+    ]
+    (workflow / "data/alpaca.json").write_text(json.dumps(instructions))
+    settings = {
+        "enabled": True,
+        "instructions": "data/alpaca.json",
+        "base_url": llm_server.base_url,
+        "model": llm_server.models["verdict"],
+        "max_tokens": 1,
+        "glm": "length_controlled_minimal",
+    }
+    write_config(workflow, {"alpaca_eval": settings})
+    before = llm_server.requests()
+    snakemake(workflow, "results/iter0/evaluate/alpaca/metrics.json")
+    outputs = json.loads((workflow / "results/iter0/evaluate/alpaca/outputs.json").read_text())
+    assert [o["instruction"] for o in outputs] == [i["instruction"] for i in instructions]
+    assert {o["generator"] for o in outputs} == {"tiny"}
+    metrics = json.loads((workflow / "results/iter0/evaluate/alpaca/metrics.json").read_text())
+    annotations = json.loads((workflow / "results/iter0/evaluate/alpaca/annotations.json").read_text())
+    assert metrics["n_total"] == 6 == llm_server.requests() - before  # one request per instruction
+    # alpaca_eval's win rate: mean(preference − 1), π_0's output being output_2 (no ties: one letter)
+    assert metrics["win_rate"] == pytest.approx(np.mean([a["preference"] - 1 for a in annotations]), abs=1e-9)
+    assert metrics["glm"] == "length_controlled_minimal" and 0 <= metrics["lc_win_rate"] <= 1
+
+
+def test_alpaca_eval_named_annotator_pointed_at_an_endpoint(tmp_path):
+    """An alpaca_eval config by name (the leaderboard's) sent to another endpoint: the same settings,
+    its requests through a client config holding only the base URL (no key), its template found."""
+    import yaml
+
+    from sppo import alpaca_eval
+
+    path = alpaca_eval.write_named_annotator(tmp_path, "weighted_alpaca_eval_gpt4_turbo", "http://h:1/v1")
+    config = yaml.safe_load(path.read_text())["weighted_alpaca_eval_gpt4_turbo"]
+    kwargs = config["completions_kwargs"]
+    assert kwargs["model_name"] == "gpt-4-1106-preview" and kwargs["logprobs"] is True
+    assert yaml.safe_load(open(kwargs["client_config_path"])) == {"default": [{"base_url": "http://h:1/v1"}]}
+    assert "{instruction}" in open(config["prompt_template"]).read()
+    with pytest.raises(ValueError, match="no annotator config 'gpt-9'"):
+        alpaca_eval.write_named_annotator(tmp_path, "gpt-9", "http://h:1/v1")
