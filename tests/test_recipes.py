@@ -237,7 +237,12 @@ def test_judges_declare_whether_they_use_a_gpu(workflow):
 
     judge = schema()["properties"]["judge"]["properties"]
     assert set(judge["train"]["enum"]) == set(judge["eval"]["enum"]) == set(USES_GPU)
-    assert USES_GPU == {"synthetic": False, "pairrm": True, "reward_model": True}
+    assert USES_GPU == {
+        "synthetic": False,
+        "pairrm": True,
+        "reward_model": True,
+        "llm": False,
+    }  # llm: a server's
     extra = workflow / "config" / "gpus.yaml"
     extra.write_text(yaml.safe_dump({"gpus": True}))
     proc = snakemake(workflow, "iter1", "--configfile", "config/config.yaml", str(extra), "-n")
