@@ -12,6 +12,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -58,11 +60,12 @@ def write_config(workdir: Path, overrides: dict | None = None, name: str = "conf
 
 
 def snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: int = 900
+    workdir: Path, *args: str, check: bool = True, timeout: int = 900, env: dict | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``snakemake`` in ``workdir`` with the interpreter running the tests."""
+    """Run ``snakemake`` in ``workdir`` with the interpreter running the tests (``env``: its
+    environment, default this process's)."""
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
     return proc
@@ -274,3 +277,43 @@ def tiny_pairs(tiny_model_dir, tmp_path_factory) -> Path:
     return write_with_reference_logps(
         model_dir=tiny_model_dir, rows=rows, path=tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
     )
+
+
+# ---- work started when the session starts
+# A SLURM test spends most of its time waiting: the executor plugin polls the queue at intervals that
+# grow while no job has finished, and the jobs themselves are short. Such a test is marked
+# ``@pytest.mark.early.with_args(fn)``: ``fn(directory)`` (its workflow runs) starts in a thread as
+# soon as the session has collected its tests, so the waiting overlaps the tests before it, and the
+# test reads what ``fn`` returned with ``early_result(fn)``. What ``fn`` raises (a skip or failure
+# from ``missing_service`` included) is raised in the test. Not under --collect-only.
+_EARLY_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="early")
+_EARLY: dict = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "early(fn): start fn(directory) when the session starts (conftest)")
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        marker = item.get_closest_marker("early")
+        if marker and marker.args[0] not in _EARLY:
+            fn = marker.args[0]
+            directory = Path(tempfile.mkdtemp(prefix=f"sppo-early-{fn.__name__}-"))
+            _EARLY[fn] = (_EARLY_POOL.submit(fn, directory), directory)
+
+
+def early_result(fn):
+    """What ``fn`` returned (started when the session started; run now if it was not)."""
+    if fn not in _EARLY:
+        directory = Path(tempfile.mkdtemp(prefix=f"sppo-early-{fn.__name__}-"))
+        _EARLY[fn] = (_EARLY_POOL.submit(fn, directory), directory)
+    return _EARLY[fn][0].result()
+
+
+def pytest_sessionfinish(session):
+    _EARLY_POOL.shutdown(wait=True)
+    for _, directory in _EARLY.values():
+        shutil.rmtree(directory, ignore_errors=True)

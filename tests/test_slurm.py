@@ -15,7 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import cluster_overlay, copy_workflow, slurm_cluster, slurm_submissions, snakemake, write_config
+from conftest import (
+    cluster_overlay,
+    copy_workflow,
+    early_result,
+    slurm_cluster,
+    slurm_submissions,
+    snakemake,
+    write_config,
+)
 
 # iter1 of a tiny run: 15 SLURM jobs, a few minutes on 2 cores.
 TINY = {
@@ -69,20 +77,25 @@ def cluster() -> dict[str, str]:
     return slurm_cluster(slurm_conf(), nodes=1, start=".ci/slurm-up")
 
 
-def test_iter1_through_sbatch_equals_local_run(cluster, tmp_path, monkeypatch):
-    for key, value in cluster.items():
-        monkeypatch.setenv(key, value)
-    local, on_slurm = (copy_workflow(tmp_path / name) for name in ("local", "slurm"))
+def iter1_here_and_through_sbatch(directory: Path):
+    """iter1 of the tiny run on this machine and through profiles/slurm, side by side: the two
+    working directories and the SLURM run's process. Started when the session starts (conftest)."""
+    env = {**os.environ, **slurm_cluster(slurm_conf(), nodes=1, start=".ci/slurm-up")}
+    local, on_slurm = (copy_workflow(directory / name) for name in ("local", "slurm"))
     for workdir in (local, on_slurm):
         write_config(workdir, TINY)
-    overlay = cluster_overlay(tmp_path)
-
+    overlay = cluster_overlay(directory)
     with ThreadPoolExecutor(1) as pool:  # the local run proceeds while SLURM jobs queue
-        local_run = pool.submit(snakemake, local, "iter1", timeout=900)
-        proc = snakemake(
-            on_slurm, "iter1", "--profile", "profiles/slurm", "--profile", str(overlay), timeout=900
-        )
+        local_run = pool.submit(snakemake, local, "iter1", timeout=1800)
+        profiles = ("--profile", "profiles/slurm", "--profile", str(overlay))
+        proc = snakemake(on_slurm, "iter1", *profiles, timeout=1800, env=env)
         local_run.result()
+    return local, on_slurm, proc
+
+
+@pytest.mark.early.with_args(iter1_here_and_through_sbatch)
+def test_iter1_through_sbatch_equals_local_run():
+    local, on_slurm, proc = early_result(iter1_here_and_through_sbatch)
 
     # every job went through sbatch, once, got a SLURM job id and finished in it (the plugin's log)
     submitted = slurm_submissions(proc.stderr)

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cluster_overlay, copy_workflow, slurm_cluster, slurm_submissions, snakemake, write_config
+from conftest import (
+    cluster_overlay,
+    copy_workflow,
+    early_result,
+    slurm_cluster,
+    slurm_submissions,
+    snakemake,
+    write_config,
+)
 from safetensors.torch import load_file
 
 NODES = ["sppo2-n1", "sppo2-n2"]  # the node names .ci/slurm2-up gives its slurmd
@@ -35,29 +43,29 @@ ZERO3 = "config/deepspeed/zero3.json"
 # ranks the order of a sum matters ((a + b) + c ≠ a + (b + c)) and a comparison would need one.
 
 
-@pytest.fixture(scope="module")
-def cluster2() -> dict[str, str]:
-    """Environment variables that reach the two-node cluster of .ci/slurm2-up, both nodes usable."""
+def one_node_then_two_nodes(directory: Path):
+    """π_1 of iter1 trained on this machine by torchrun with two processes (the reference), then iter1
+    of the same run through SLURM with train over two nodes: the two working directories, the SLURM
+    run's process and its environment. Started when the session starts (conftest)."""
     conf = Path(os.environ.get("SPPO_SLURM2_DIR", "/tmp/sppo-slurm2")) / "slurm.conf"
-    return slurm_cluster(str(conf), nodes=2, start=".ci/slurm2-up")
-
-
-def test_train_on_two_nodes_equals_one_node(cluster2, tmp_path, monkeypatch):
-    for key, value in cluster2.items():
-        monkeypatch.setenv(key, value)
-    # π_1 of iter1 on this machine, trained by torchrun with two processes (the reference)
-    one_node = copy_workflow(tmp_path / "one-node")
+    env = {**os.environ, **slurm_cluster(str(conf), nodes=2, start=".ci/slurm2-up")}
+    one_node = copy_workflow(directory / "one-node")
     write_config(one_node, {**TINY, "train": {"num_processes": 2, "deepspeed": ZERO3}})
-    snakemake(one_node, "results/iter1/model")
+    snakemake(one_node, "results/iter1/model", timeout=1800)
 
-    # iter1 of the same run through SLURM: what π_1 needs is there, so train and what follows run
-    two_nodes = tmp_path / "two-nodes"
+    # what π_1 needs is there, so train and what follows run through SLURM
+    two_nodes = directory / "two-nodes"
     shutil.copytree(one_node, two_nodes, symlinks=True)
     write_config(two_nodes, {**TINY, "train": {"num_processes": 1, "nodes": 2, "deepspeed": ZERO3}})
     shutil.rmtree(two_nodes / "results/iter1/model")
-    proc = snakemake(
-        two_nodes, "iter1", "--profile", "profiles/slurm", "--profile", str(cluster_overlay(tmp_path))
-    )
+    profiles = ("--profile", "profiles/slurm", "--profile", str(cluster_overlay(directory)))
+    proc = snakemake(two_nodes, "iter1", *profiles, timeout=1800, env=env)
+    return one_node, two_nodes, proc, env
+
+
+@pytest.mark.early.with_args(one_node_then_two_nodes)
+def test_train_on_two_nodes_equals_one_node():
+    one_node, two_nodes, proc, env = early_result(one_node_then_two_nodes)
 
     # one sbatch job for train, finished in SLURM, allocated both nodes
     train_jobs = [(job_id, log) for job_id, log, rule in slurm_submissions(proc.stderr) if rule == "train"]
@@ -65,7 +73,7 @@ def test_train_on_two_nodes_equals_one_node(cluster2, tmp_path, monkeypatch):
     job_id, slurm_log = train_jobs[0]
     assert "(Rule: train)" in slurm_log.read_text(), f"{slurm_log}: the train job did not finish in SLURM"
     job = subprocess.run(
-        ["scontrol", "show", "job", "--oneliner", job_id], capture_output=True, text=True, check=True
+        ["scontrol", "show", "job", "--oneliner", job_id], capture_output=True, text=True, check=True, env=env
     ).stdout
     assert "NumNodes=2 " in job and "NodeList=sppo2-n[1-2] " in job, job
 
