@@ -60,21 +60,27 @@ def one_node_then_two_nodes(directory: Path):
     shutil.rmtree(two_nodes / "results/iter1/model")
     profiles = ("--profile", "profiles/slurm", "--profile", str(cluster_overlay(directory)))
     proc = snakemake(two_nodes, "iter1", *profiles, timeout=1800, env=env)
-    return one_node, two_nodes, proc, env
+    # SLURM forgets a finished job after MinJobAge (300 s by default), long before the test's turn
+    # may come: what slurmctld says of each job, asked now
+    shown = {
+        job_id: subprocess.run(
+            ["scontrol", "show", "job", "--oneliner", job_id], capture_output=True, text=True, env=env
+        ).stdout
+        for job_id, _, _ in slurm_submissions(proc.stderr)
+    }
+    return one_node, two_nodes, proc, shown
 
 
 @pytest.mark.early.with_args(one_node_then_two_nodes)
 def test_train_on_two_nodes_equals_one_node():
-    one_node, two_nodes, proc, env = early_result(one_node_then_two_nodes)
+    one_node, two_nodes, proc, shown = early_result(one_node_then_two_nodes)
 
     # one sbatch job for train, finished in SLURM, allocated both nodes
     train_jobs = [(job_id, log) for job_id, log, rule in slurm_submissions(proc.stderr) if rule == "train"]
     assert len(train_jobs) == 1, proc.stderr[-3000:]
     job_id, slurm_log = train_jobs[0]
     assert "(Rule: train)" in slurm_log.read_text(), f"{slurm_log}: the train job did not finish in SLURM"
-    job = subprocess.run(
-        ["scontrol", "show", "job", "--oneliner", job_id], capture_output=True, text=True, check=True, env=env
-    ).stdout
+    job = shown[job_id]
     assert "NumNodes=2 " in job and "NodeList=sppo2-n[1-2] " in job, job
 
     # two ranks joined, one on each node, and trained to the end
