@@ -164,15 +164,9 @@ def test_jobs_read_the_commit_the_fetch_recorded(tiny_model_dir, tmp_path):
 def _tasks_dir(tmp_path):
     """lm-eval task YAMLs (tests/test_leaderboard.py's: a group of a multiple-choice and a generative
     task) over a local JSON Lines file, and a task over a file that is not there."""
-    from test_leaderboard import GEN_TASK, MC_TASK, ROWS, SUITE
+    from test_leaderboard import MC_TASK, write_tasks
 
-    directory = tmp_path / "tasks"
-    directory.mkdir()
-    data = directory / "questions.jsonl"
-    data.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
-    (directory / "tiny_mc.yaml").write_text(MC_TASK.format(data=data))
-    (directory / "tiny_gen.yaml").write_text(GEN_TASK.format(data=data))
-    (directory / "suite.yaml").write_text(SUITE)
+    directory = write_tasks(tmp_path / "tasks")
     broken = MC_TASK.format(data=directory / "missing.jsonl").replace("sppo_tiny_mc", "sppo_broken")
     (directory / "broken.yaml").write_text(broken)
     return directory

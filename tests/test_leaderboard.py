@@ -172,9 +172,12 @@ TINY_RUN = {
 
 @pytest.fixture
 def local_tasks(tmp_path):
+    return write_tasks(tmp_path / "tasks")
+
+
+def write_tasks(directory):
     """A directory of lm-eval task YAMLs over a local JSON Lines file: one multiple-choice task, one
     generative, and a group of both."""
-    directory = tmp_path / "tasks"
     directory.mkdir()
     data = directory / "questions.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
