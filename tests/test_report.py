@@ -280,7 +280,11 @@ def chromium_driver():
 
 
 def test_report_opens_in_a_browser_with_categories_figures_and_samples(finished_run, tmp_path):
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import (
+        ElementClickInterceptedException,
+        StaleElementReferenceException,
+        TimeoutException,
+    )
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -288,6 +292,14 @@ def test_report_opens_in_a_browser_with_categories_figures_and_samples(finished_
     snakemake(finished_run, "--report", str(page))
     browser = chromium_driver()
     wait = WebDriverWait(browser, 20)
+    # The menu slides in (CSS transitions) and is rebuilt by script: a click can land on a neighbour
+    # still moving over the target, or on an element just replaced. Such a click is tried again.
+    settled = WebDriverWait(
+        browser, 20, ignored_exceptions=(ElementClickInterceptedException, StaleElementReferenceException)
+    )
+
+    def click(how: str, what: str):
+        settled.until(lambda b: b.find_element(how, what).click() or True)
 
     def show(category: str, name: str, css: str):
         """Show results/summary/``name`` of ``category`` as a reader does (menu, category, eye icon)
@@ -299,8 +311,8 @@ def test_report_opens_in_a_browser_with_categories_figures_and_samples(finished_
             try:
                 browser.get("about:blank")
                 browser.get(page.as_uri())
-                wait.until(lambda b: b.find_element(By.LINK_TEXT, category)).click()
-                wait.until(lambda b: b.find_element(By.XPATH, row)).click()
+                click(By.LINK_TEXT, category)
+                click(By.XPATH, row)
                 return wait.until(lambda b: b.find_element(By.CSS_SELECTOR, css))
             except TimeoutException:
                 if attempt == 2:
