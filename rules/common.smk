@@ -185,6 +185,17 @@ def answer_settings():
     }
 
 
+def alpaca_answer_settings():
+    """answer_settings(), with the prompt template and sampling settings of alpaca_eval.generator where
+    it names one of alpaca_eval's model configs (sppo.alpaca_eval.generator_settings)."""
+    name = config["alpaca_eval"]["generator"]
+    if name is None or not config["alpaca_eval"]["enabled"]:
+        return answer_settings()
+    from sppo import alpaca_eval
+
+    return answer_settings() | alpaca_eval.generator_settings(name)
+
+
 def evaluations(n, pattern):
     """``pattern`` (with {v} and {t}) for π_0 and each variant's π_1 … π_n."""
     return [pattern.format(v="", t=0)] + [

@@ -103,7 +103,7 @@ rule evaluate_alpaca_answers:
         model=evaluated_policy,
         model_config=config["model"],
         name=lambda wildcards: policy_name(wildcards.t, wildcards.v),
-        settings=answer_settings(),
+        settings=alpaca_answer_settings(),
         seed=config["seed"],
     script:
         "../scripts/evaluate_alpaca_answers.py"

@@ -87,6 +87,38 @@ def configs_dir() -> Path:
     return Path(alpaca_eval.__file__).parent / "evaluators_configs"
 
 
+def generator_settings(name: str) -> dict:
+    """The answer settings of alpaca_eval's model config ``name`` (its models_configs/<name>/configs.yaml,
+    e.g. SPPO-Gemma-2-9B-It-PairRM, the config the authors' leaderboard entry was generated with):
+    ``prompt_template`` (the text of its prompt file), ``temperature``, ``top_p``,
+    ``max_new_tokens`` and ``stop_token_ids``, for :func:`sppo.sampling.respond`. Only configs that
+    decode a local model with vLLM (``vllm_local_completions``) are reproduced, and of their
+    sampling keys only those above (``do_sample: true`` and ``use_beam_search: false`` say no more);
+    any other key is refused rather than left out. vLLM's defaults where a key is absent."""
+    path = configs_dir().parent / "models_configs" / name / "configs.yaml"
+    if not path.is_file():
+        raise ValueError(f"alpaca_eval has no model config {name!r} (no {path})")
+    (config,) = yaml.safe_load(path.read_text()).values()
+    if config.get("fn_completions") != "vllm_local_completions":
+        raise ValueError(f"{name!r} does not decode a local model with vLLM (vllm_local_completions)")
+    kwargs = dict(config["completions_kwargs"])
+    for key in ("model_name", "model_kwargs"):  # which model and how vLLM loads it: π_t answers
+        kwargs.pop(key, None)
+    kwargs.pop("batch_size", None)  # how many sequences vLLM runs at once: not what it samples
+    if kwargs.pop("do_sample", True) is not True or kwargs.pop("use_beam_search", False) is not False:
+        raise ValueError(f"{name!r} does not sample (do_sample / use_beam_search)")
+    other = sorted(set(kwargs) - {"max_new_tokens", "temperature", "top_p", "stop_token_ids"})
+    if other:
+        raise ValueError(f"{name!r} sets {', '.join(other)}, which the answers here do not reproduce")
+    return {
+        "prompt_template": (path.parent.parent / config["prompt_template"]).read_text(),
+        "temperature": float(kwargs.get("temperature", 1.0)),
+        "top_p": float(kwargs.get("top_p", 1.0)),
+        "max_new_tokens": int(kwargs["max_new_tokens"]),
+        "stop_token_ids": [int(i) for i in kwargs.get("stop_token_ids", [])],
+    }
+
+
 def write_named_annotator(directory: Path, name: str, base_url: str | None) -> Path:
     """alpaca_eval's annotator config ``name`` (e.g. weighted_alpaca_eval_gpt4_turbo) copied to
     ``directory`` unchanged but for where its requests go: a client config with ``base_url``, and

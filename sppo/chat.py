@@ -27,6 +27,24 @@ def render_prompt(tokenizer, prompt: str) -> str:
     )
 
 
+def prompt_text(tokenizer, prompt: str, template: str | None = None) -> str:
+    """The text the model reads for ``prompt``: the chat template's (:func:`render_prompt`), or a text
+    ``template`` with the prompt in place of its ``{instruction}`` (as alpaca_eval's ``make_prompts``
+    fills the prompt templates of its model configs: the first occurrence, by plain replacement)."""
+    if template is None:
+        return render_prompt(tokenizer, prompt)
+    return template.replace("{instruction}", prompt, 1)
+
+
+def prompt_ids(tokenizer, prompt: str, template: str | None = None) -> list[int]:
+    """The token ids the model reads for ``prompt`` (:func:`prompt_text`). The chat template writes its
+    own BOS, so its text is tokenized without adding special tokens; a text ``template`` is tokenized
+    as vLLM tokenizes a text prompt, special tokens added (a template that writes its BOS itself, as
+    alpaca_eval's Gemma-2 and Llama-3 configs do, so gets two, as the leaderboard's answers had)."""
+    text = prompt_text(tokenizer, prompt, template)
+    return tokenizer(text, add_special_tokens=template is not None)["input_ids"]
+
+
 @dataclass
 class EncodedPair:
     prompt_ids: list[int]

@@ -277,6 +277,13 @@ def _check_semantics(config: dict) -> None:
             for key in ("base_url", "model"):
                 if not alpaca[key]:
                     _fail(f"alpaca_eval.{key}", "must be set: alpaca_eval.annotator is local")
+    if alpaca["enabled"] and alpaca["generator"] is not None:
+        from sppo.alpaca_eval import generator_settings
+
+        try:
+            generator_settings(alpaca["generator"])
+        except (ValueError, KeyError) as e:
+            _fail("alpaca_eval.generator", str(e))
     tasks = config["leaderboard"]["include_path"]
     if tasks is not None and not Path(tasks).is_dir():
         _fail("leaderboard.include_path", f"task directory {tasks!r} not found")

@@ -165,5 +165,6 @@ def answer(
 
 
 def alpaca_eval_outputs(rows: list[dict], generator: str) -> list[dict]:
-    """AlpacaEval's model-outputs format, for the official judge."""
-    return [{"instruction": r["prompt"], "output": r["output"], "generator": generator} for r in rows]
+    """AlpacaEval's model-outputs format, for the official judge; outputs stripped of surrounding
+    whitespace, as alpaca_eval strips the outputs it generates itself (``is_strip_output``)."""
+    return [{"instruction": r["prompt"], "output": r["output"].strip(), "generator": generator} for r in rows]

@@ -28,7 +28,7 @@ import time
 import torch
 
 from sppo import job
-from sppo.chat import render_prompt
+from sppo.chat import prompt_ids, prompt_text
 
 log = logging.getLogger(__name__)
 
@@ -73,20 +73,20 @@ def context_length(model_path: str, model_config: dict) -> int | None:
     return getattr(config, "max_position_embeddings", None)
 
 
-def prompt_tokens(tokenizer, prompt: str) -> int:
-    """Tokens of the prompt as the model reads it: rendered with the chat template, no second BOS."""
-    return len(tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"])
+def prompt_tokens(tokenizer, prompt: str, template: str | None = None) -> int:
+    """Tokens of the prompt as the model reads it (:func:`sppo.chat.prompt_ids`)."""
+    return len(prompt_ids(tokenizer, prompt, template))
 
 
-def cut_prompt(tokenizer, prompt: str, limit: int) -> str | None:
+def cut_prompt(tokenizer, prompt: str, limit: int, template: str | None = None) -> str | None:
     """An end of ``prompt`` whose rendered tokens are at most ``limit`` (as long as that allows, to
     within the few tokens that merge differently at the cut), or None where even the template alone
     does not fit. Cuts at token boundaries of the text on its own and re-checks the rendered result."""
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    keep = len(ids) - (prompt_tokens(tokenizer, prompt) - limit)
+    keep = len(ids) - (prompt_tokens(tokenizer, prompt, template) - limit)
     while keep > 0:
         text = tokenizer.decode(ids[-keep:])
-        excess = prompt_tokens(tokenizer, text) - limit
+        excess = prompt_tokens(tokenizer, text, template) - limit
         if excess <= 0:
             return text
         keep -= excess
@@ -94,11 +94,16 @@ def cut_prompt(tokenizer, prompt: str, limit: int) -> str | None:
 
 
 def fit_batches(
-    tokenizer, batches: list[tuple[int, list[dict]]], budget: int, context: int | None, rule: str
+    tokenizer,
+    batches: list[tuple[int, list[dict]]],
+    budget: int,
+    context: int | None,
+    rule: str,
+    template: str | None = None,
 ) -> tuple[list[tuple[int, list[dict | None]]], dict]:
     """``batches`` with every prompt whose rendered tokens + ``budget`` exceed ``context`` cut or
     dropped (``rule``: see the module docstring), and the counts. A dropped prompt leaves None in its
-    batch, so no other prompt's position (and seed) moves."""
+    batch, so no other prompt's position (and seed) moves. ``template``: :func:`sppo.chat.prompt_text`."""
     stats = {"prompts": 0, "cut": 0, "dropped": 0, "context": context, "budget": budget, "long_prompts": rule}
     if rule not in LONG_PROMPTS:
         raise ValueError(f"generate.long_prompts: {rule!r} is none of {LONG_PROMPTS}")
@@ -109,10 +114,10 @@ def fit_batches(
         fitted = []
         for row in batch:
             stats["prompts"] += 1
-            if context is None or prompt_tokens(tokenizer, row["prompt"]) + budget <= context:
+            if context is None or prompt_tokens(tokenizer, row["prompt"], template) + budget <= context:
                 fitted.append(row)
                 continue
-            text = cut_prompt(tokenizer, row["prompt"], context - budget) if rule == "cut" else None
+            text = cut_prompt(tokenizer, row["prompt"], context - budget, template) if rule == "cut" else None
             stats["cut" if text is not None else "dropped"] += 1
             fitted.append(None if text is None else {**row, "prompt": text})
         out.append((index, fitted))
@@ -137,25 +142,42 @@ def finish_reasons(new_tokens: torch.Tensor, eos_ids: list[int]) -> list[str]:
     return ["stop" if e else "length" for e in ended.tolist()]
 
 
-def eos_token_ids(model, tokenizer) -> list[int]:
-    """The token ids on which ``generate`` ends a sequence: the generation config's, else the tokenizer's."""
+def eos_token_ids(model, tokenizer, extra: list[int] = ()) -> list[int]:
+    """The token ids on which ``generate`` ends a sequence: the generation config's, else the
+    tokenizer's; and ``extra`` (stop tokens a setting adds, as vLLM's ``stop_token_ids``)."""
     ids = model.generation_config.eos_token_id
     if ids is None:
         ids = tokenizer.eos_token_id
-    return [ids] if isinstance(ids, int) else list(ids)
+    ids = [ids] if isinstance(ids, int) else list(ids)
+    return ids + [i for i in extra if i not in ids]
 
 
 @torch.inference_mode()
 def sample(
-    model, tokenizer, prompts: list[str], *, seed: int, temperature: float, top_p: float, max_new_tokens: int
+    model,
+    tokenizer,
+    prompts: list[str],
+    *,
+    seed: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    template: str | None = None,
+    stop_token_ids: list[int] = (),
 ) -> tuple[list[str], list[str]]:
     """One response to each prompt, sampled from a generator seeded with ``seed`` (temperature 0:
-    greedy), and why each ended (:func:`finish_reasons`)."""
+    greedy), and why each ended (:func:`finish_reasons`). ``template``: :func:`sppo.chat.prompt_ids`;
+    ``stop_token_ids``: end a response there too."""
     tokenizer.padding_side = "left"
-    texts = [render_prompt(tokenizer, p) for p in prompts]
+    texts = [prompt_text(tokenizer, p, template) for p in prompts]
     batch = tokenizer(
-        texts, add_special_tokens=False, padding=True, return_tensors="pt", return_token_type_ids=False
+        texts,
+        add_special_tokens=template is not None,  # as sppo.chat.prompt_ids
+        padding=True,
+        return_tensors="pt",
+        return_token_type_ids=False,
     ).to(model.device)
+    eos = eos_token_ids(model, tokenizer, stop_token_ids)
     sampling = (
         dict(do_sample=True, temperature=temperature, top_p=top_p)
         if temperature > 0
@@ -163,10 +185,15 @@ def sample(
     )
     torch.manual_seed(seed)
     out = model.generate(
-        **batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, top_k=None, **sampling
+        **batch,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        top_k=None,
+        **sampling,
+        **({"eos_token_id": eos} if stop_token_ids else {}),  # else the generation config's, unchanged
     )
     new = out[:, batch["input_ids"].shape[1] :]
-    reasons = finish_reasons(new, eos_token_ids(model, tokenizer))
+    reasons = finish_reasons(new, eos)
     return tokenizer.batch_decode(new, skip_special_tokens=True), reasons
 
 
@@ -190,6 +217,8 @@ def generate_shard(model, tokenizer, batches, settings: dict) -> list[dict]:
                 temperature=settings["temperature"],
                 top_p=settings["top_p"],
                 max_new_tokens=settings["max_new_tokens"],
+                template=settings.get("prompt_template"),
+                stop_token_ids=settings.get("stop_token_ids", ()),
             )
             for seed in seeds
         ]
@@ -226,6 +255,7 @@ def respond(
         settings["max_new_tokens"],
         context_length(model_path, model_config),
         settings["long_prompts"],
+        settings.get("prompt_template"),
     )
     if settings["backend"] == "vllm":
         from sppo import sampling_vllm

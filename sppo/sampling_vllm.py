@@ -27,7 +27,7 @@ import tempfile
 import time
 
 from sppo import tokenizer_files
-from sppo.chat import render_prompt
+from sppo.chat import prompt_ids
 from sppo.sampling import batch_seed, sample_seeds
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ def sampling_kwargs(settings: dict, row: int) -> list[dict]:
             "top_p": settings["top_p"],
             "max_tokens": settings["max_new_tokens"],
         }
+        | ({"stop_token_ids": settings["stop_token_ids"]} if settings.get("stop_token_ids") else {})
         for seed in sample_seeds(settings)
     ]
 
@@ -76,7 +77,7 @@ def requests(
         for i, row in enumerate(batch):
             if row is None:
                 continue
-            ids = tokenizer(render_prompt(tokenizer, row["prompt"]), add_special_tokens=False)["input_ids"]
+            ids = prompt_ids(tokenizer, row["prompt"], settings.get("prompt_template"))
             out.append((row, ids, sampling_kwargs(settings, index * settings["batch_size"] + i)))
     return out
 

@@ -118,6 +118,17 @@ def test_every_schema_key_has_default_and_description():
             "config key alpaca_eval.base_url: must be set: alpaca_eval.annotator is local",
         ),
         (
+            {
+                "alpaca_eval": {
+                    "enabled": True,
+                    "instructions": "data/prompts.jsonl",
+                    "annotator": "weighted_alpaca_eval_gpt4_turbo",
+                    "generator": "SPPO-Mistral7B-PairRM-ExPO",
+                }
+            },
+            "config key alpaca_eval.generator: 'SPPO-Mistral7B-PairRM-ExPO' sets frequency_penalty",
+        ),
+        (
             {"judge": {"train": "llm", "llm": {"base_url": "http://localhost:8000/v1"}}},
             "config key judge.llm.model: must be set: judge.train is llm",
         ),

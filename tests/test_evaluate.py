@@ -139,3 +139,67 @@ def test_alpaca_eval_export():
     rows = [{"id": str(i), "prompt": f"q{i}", "output": "plain words" + "!" * (i % 3)} for i in range(3)]
     export = evaluate.alpaca_eval_outputs(rows, "m")
     assert export[0] == {"instruction": "q0", "output": "plain words", "generator": "m"}
+
+
+# AlpacaEval answers as the authors' leaderboard entries were generated (alpaca_eval.generator)
+AUTHORS = ["SPPO-Gemma-2-9B-It-PairRM", "SPPO-Llama-3-Instruct-8B-PairRM", "SPPO-Mistral7B-PairRM"]
+
+
+@pytest.mark.parametrize("name", AUTHORS)
+def test_a_generator_template_is_filled_in_as_alpaca_eval_fills_it(name):
+    import pandas as pd
+    from alpaca_eval import utils
+
+    from sppo import alpaca_eval
+    from sppo.chat import prompt_text
+
+    template = alpaca_eval.generator_settings(name)["prompt_template"]
+    instructions = ["Write {input} as a poem.", "Two lines:\n  indented, {instruction} twice {instruction}"]
+    expected, _ = utils.make_prompts(pd.DataFrame({"instruction": instructions}), template)
+    assert [prompt_text(None, text, template) for text in instructions] == expected
+
+
+def test_the_authors_generation_settings_are_their_alpaca_eval_configs():
+    """The settings of alpaca_eval's models_configs/<name>/configs.yaml (read there: Gemma-2 and
+    Mistral 0.7 / 0.9 / 2048 tokens, Llama-3 0.9 / 1.0 / 4096 and its two end tokens); a config with
+    sampling keys the answers do not reproduce, or no such config, is refused."""
+    from sppo import alpaca_eval
+
+    gemma, llama, mistral = (alpaca_eval.generator_settings(name) for name in AUTHORS)
+    assert (gemma["temperature"], gemma["top_p"], gemma["max_new_tokens"], gemma["stop_token_ids"]) == (
+        0.7,
+        0.9,
+        2048,
+        [],
+    )
+    assert (llama["temperature"], llama["top_p"], llama["max_new_tokens"]) == (0.9, 1.0, 4096)
+    assert llama["stop_token_ids"] == [128001, 128009]
+    assert mistral["prompt_template"] == "[INST] {instruction} [/INST]"
+    # the quirks kept: Gemma-2's template writes its BOS and ends without the chat template's newline
+    assert gemma["prompt_template"].startswith("<bos>") and gemma["prompt_template"].endswith("model")
+    with pytest.raises(ValueError, match="top_k"):
+        alpaca_eval.generator_settings("SPPO-Mistral7B-PairRM-ExPO")
+    with pytest.raises(ValueError, match="no model config 'gpt-9'"):
+        alpaca_eval.generator_settings("gpt-9")
+
+
+def test_a_generator_template_is_tokenized_as_vllm_tokenizes_text(tmp_path):
+    """Special tokens added, as vLLM encodes a text prompt: one BOS before a template without one, two
+    where the template writes its own (alpaca_eval's Gemma-2 and Llama-3 configs); the chat template's
+    text keeps its one BOS. Mistral's real SentencePiece tokenizer (mistral-common's)."""
+    from test_tokenizers import mistral_repo
+
+    from sppo import models
+    from sppo.chat import prompt_ids, render_prompt
+
+    tokenizer = models.load_tokenizer(
+        str(mistral_repo(tmp_path)), {"revision": None, "trust_remote_code": False}
+    )
+    bos = tokenizer.bos_token_id
+    plain = prompt_ids(tokenizer, "Hi there", "[INST] {instruction} [/INST]")
+    assert plain == [bos] + tokenizer("[INST] Hi there [/INST]", add_special_tokens=False)["input_ids"]
+    own = prompt_ids(tokenizer, "Hi there", "<s>[INST] {instruction} [/INST]")
+    assert own[:2] == [bos, bos] and own.count(bos) == 2
+    chat = prompt_ids(tokenizer, "Hi there")
+    assert chat == tokenizer(render_prompt(tokenizer, "Hi there"), add_special_tokens=False)["input_ids"]
+    assert chat.count(bos) == 1

@@ -74,12 +74,29 @@ def test_requests_do_not_depend_on_the_shards(tiny_model_dir):
     )
 
 
+def test_requests_with_a_text_template_and_stop_tokens(tiny_model_dir):
+    """alpaca_eval.generator's settings reach vLLM: the template's tokens (sppo.chat.prompt_ids) and
+    the stop tokens in every request's SamplingParams."""
+    from sppo.chat import prompt_ids
+
+    tokenizer = models.load_tokenizer(str(tiny_model_dir), MODEL_CONFIG)
+    settings = {**SETTINGS, "prompt_template": "Q: {instruction}\nA:", "stop_token_ids": [7, 9]}
+    batches = generate.shard_rows(PROMPTS, 0, 1, SETTINGS["batch_size"])
+    (row, ids, kwargs), *_ = sampling_vllm.requests(tokenizer, batches, settings)
+    assert ids == prompt_ids(tokenizer, row["prompt"], "Q: {instruction}\nA:")
+    assert ids == tokenizer("Q: " + row["prompt"] + "\nA:")["input_ids"]
+    assert all(k["stop_token_ids"] == [7, 9] for k in kwargs)
+    FakeSamplingParams(**kwargs[0])  # a field of vllm's SamplingParams
+
+
 class FakeSamplingParams:
     """vllm 0.33.0's SamplingParams (vllm/sampling_params.py): the fields used here, their defaults
-    (n 1, temperature 1.0, top_p 1.0, seed None, max_tokens 16), unknown keywords refused, and the
-    checks of ``_verify_args``."""
+    (n 1, temperature 1.0, top_p 1.0, seed None, max_tokens 16, stop_token_ids None), unknown keywords
+    refused, and the checks of ``_verify_args``."""
 
-    def __init__(self, *, n=1, temperature=1.0, top_p=1.0, seed=None, max_tokens=16, **unknown):
+    def __init__(
+        self, *, n=1, temperature=1.0, top_p=1.0, seed=None, max_tokens=16, stop_token_ids=None, **unknown
+    ):
         if unknown:
             raise TypeError(f"Unexpected keyword argument {next(iter(unknown))!r}")
         assert isinstance(n, int) and n >= 1

@@ -370,3 +370,31 @@ def test_slurm_runtimes_stay_under_a_day_on_every_attempt():
         assert minutes == sorted(minutes) and max(minutes) <= 1440, (rule, minutes)
     train = profile["set-resources"]["train"]["runtime"]
     assert [eval(train, {"min": min}, {"attempt": a}) for a in (1, 2, 3)] == [180, 360, 540]
+
+
+@pytest.mark.parametrize(
+    ("name", "generator"),
+    [
+        ("gemma-2-9b-it", "SPPO-Gemma-2-9B-It-PairRM"),
+        ("gemma-2-9b-it-lora-1gpu", "SPPO-Gemma-2-9B-It-PairRM"),
+        ("llama-3-8b-instruct", "SPPO-Llama-3-Instruct-8B-PairRM"),
+        ("mistral-7b-instruct-v0.2", "SPPO-Mistral7B-PairRM"),
+    ],
+)
+def test_alpaca_eval_answers_as_the_authors_entry_was_generated(name, generator, monkeypatch):
+    """Each recipe names the alpaca_eval model config of the authors' leaderboard entry for its base
+    model, and that config is one the answers reproduce (checked as when AlpacaEval is turned on)."""
+    monkeypatch.chdir(REPO)
+    config = yaml.safe_load(recipe(name).read_text())
+    assert config["alpaca_eval"] == {"generator": generator}
+    family = {"Gemma-2": "gemma-2", "Llama-3": "llama-3", "Mistral7B": "mistral-7b"}
+    assert (
+        family[re.search(r"Gemma-2|Llama-3|Mistral7B", generator).group()] in config["model"]["base"].lower()
+    )
+    turned_on = {
+        "enabled": True,
+        "instructions": "data/prompts.jsonl",
+        "annotator": "weighted_alpaca_eval_gpt4_turbo",
+    }
+    merge_config(config, {"alpaca_eval": turned_on})
+    assert validate(config)["alpaca_eval"]["generator"] == generator

@@ -53,6 +53,35 @@ def test_transformers_samples_record_why_they_ended(tiny_model_dir):
     assert texts[0] == tokenizer.decode(first[: j + 1], skip_special_tokens=True)
 
 
+def test_a_text_template_and_stop_tokens(tiny_model_dir):
+    """alpaca_eval.generator's settings: the prompt is the template's text, special tokens added
+    (sppo.chat.prompt_ids); a stop token ends a response as an end-of-sequence token does."""
+    from sppo.chat import prompt_ids
+
+    model, tokenizer = models.load_policy(str(tiny_model_dir), CPU_MODEL_CONFIG)
+    template = "Q: {instruction}\nA:"
+    settings = dict(seed=3, temperature=1.0, top_p=1.0, max_new_tokens=4, template=template)
+    tokenizer.padding_side = "left"
+    batch = tokenizer(
+        [template.replace("{instruction}", p) for p in PROMPTS], padding=True, return_tensors="pt"
+    )
+    assert batch["input_ids"][1, -len(prompt_ids(tokenizer, PROMPTS[1], template)) :].tolist() == prompt_ids(
+        tokenizer, PROMPTS[1], template
+    )
+    torch.manual_seed(3)
+    out = model.generate(
+        **batch, max_new_tokens=4, do_sample=True, top_k=None, top_p=1.0, pad_token_id=tokenizer.pad_token_id
+    )
+    first, second = out[:, batch["input_ids"].shape[1] :].tolist()
+    texts, reasons = sampling.sample(model, tokenizer, PROMPTS, **settings)
+    assert texts == tokenizer.batch_decode([first, second], skip_special_tokens=True)
+    assert reasons == ["length", "length"]  # the random model ends neither in 4 tokens
+    j = next(j for j, token in enumerate(first) if token not in second)
+    texts, reasons = sampling.sample(model, tokenizer, PROMPTS, **settings, stop_token_ids=[first[j]])
+    assert reasons == ["stop", "length"]
+    assert texts[0] == tokenizer.decode(first[: j + 1], skip_special_tokens=True)
+
+
 def test_rows_carry_one_finish_reason_per_response(tiny_model_dir):
     model, tokenizer = models.load_policy(str(tiny_model_dir), CPU_MODEL_CONFIG)
     rows = [{"id": str(i), "prompt": p} for i, p in enumerate(PROMPTS)]
