@@ -221,6 +221,12 @@ def alpaca_results(n):
     return evaluations(n, "results/{v}iter{t}/evaluate/alpaca/metrics.json")
 
 
+def local_alpaca_instructions():
+    """alpaca_eval.instructions where it is a local file (a hub file is read from the fetched cache)."""
+    source = config["alpaca_eval"]["instructions"]
+    return [] if hub.is_file_url(source) else [source]
+
+
 def compared_judges():
     """The judges the report sets side by side (evaluate.extra_judges): judge.eval, judge.train and
     the extra ones, each once; none when no extra judge is named."""

@@ -82,11 +82,27 @@ rule evaluate_judge:
         "../scripts/evaluate.py"
 
 
-# AlpacaEval (alpaca_eval.enabled): π_t answers AlpacaEval's instructions, and alpaca_eval's own
-# evaluate judges them against the reference outputs (sppo/alpaca_eval.py).
+# AlpacaEval (alpaca_eval.enabled): the instructions (fetched from the hub, or a local file), which
+# π_t answers, and alpaca_eval's own evaluate judges them against the reference outputs
+# (sppo/alpaca_eval.py).
+rule evaluate_alpaca_instructions:
+    input:
+        local_alpaca_instructions(),
+    output:
+        instructions="results/evaluate/alpaca/instructions.json",
+    log:
+        "logs/evaluate/alpaca_instructions.log",
+    conda:
+        DATA_ENV
+    params:
+        source=config["alpaca_eval"]["instructions"],
+    script:
+        "../scripts/evaluate_alpaca_instructions.py"
+
+
 rule evaluate_alpaca_answers:
     input:
-        instructions=config["alpaca_eval"]["instructions"] or [],
+        instructions="results/evaluate/alpaca/instructions.json",
         model=evaluated_policy_files,
     output:
         outputs="results/{v}iter{t}/evaluate/alpaca/outputs.json",
@@ -112,7 +128,7 @@ rule evaluate_alpaca_answers:
 rule evaluate_alpaca:
     input:
         outputs="results/{v}iter{t}/evaluate/alpaca/outputs.json",
-        instructions=config["alpaca_eval"]["instructions"] or [],
+        instructions="results/evaluate/alpaca/instructions.json",
     output:
         metrics="results/{v}iter{t}/evaluate/alpaca/metrics.json",
         annotations="results/{v}iter{t}/evaluate/alpaca/annotations.json",

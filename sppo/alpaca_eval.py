@@ -5,9 +5,11 @@ instruction, output, generator) with reference outputs on the same instructions 
 annotator config, and reports the win rate and the length-controlled win rate. The leaderboard's
 number is its GLM ``length_controlled_v1`` with the annotator ``weighted_alpaca_eval_gpt4_turbo``
 (GPT-4 Turbo, log-prob weighted) against GPT-4 Turbo's outputs on the 805 AlpacaEval instructions;
-that GLM reads a per-instruction difficulty that alpaca_eval downloads for those 805 instructions
-(``df_gamed.csv``), so on any other instruction set only ``length_controlled_minimal`` (length
-difference and intercept alone) is defined.
+that GLM reads a per-instruction difficulty of those 805 instructions (``df_gamed.csv`` of the hub
+dataset tatsu-lab/alpaca_eval), so on any other instruction set only ``length_controlled_minimal``
+(length difference and intercept alone) is defined. The instructions (by default that dataset's
+``alpaca_eval_gpt4_baseline.json``) and the GLM's table are fetched with the run (sppo.fetch) and
+read from the hub cache at the fetched commit (:func:`load_instructions`, :func:`glm_tables`).
 
 :func:`write_local_annotator` writes an annotator config for an endpoint that returns no
 log-probabilities (``transformers serve``; any local model): alpaca_eval's own ``chatgpt``
@@ -29,9 +31,14 @@ from unittest import mock
 
 import yaml
 
-from sppo.evaluate import _local_gamed_table
+from sppo import hub
 
 LOCAL = "local_text"  # the annotator name of write_local_annotator's config
+# The hub dataset repository alpaca_eval reads its tables (and by default its instructions) from,
+# and the files each GLM reads there (alpaca_eval.metrics.glm_winrate, with baseline=None as
+# main.evaluate calls it): fetched with the run (sppo.fetch), read from the cache by :func:`evaluate`.
+REPO = "tatsu-lab/alpaca_eval"
+GLM_TABLES = {"length_controlled_v1": ["df_gamed.csv"], "length_controlled_minimal": []}
 # "Output (a)" as alpaca_eval's chatgpt config reads it, or a bare letter (a small model's answer)
 VERDICTS = {1: r"(?:^|\n)\W*(?:Output )?\(?[aA]\b", 2: r"(?:^|\n)\W*(?:Output )?\(?[bB]\b"}
 
@@ -165,7 +172,6 @@ def evaluate(
     leaderboard row as a dict (win_rate and length_controlled_winrate in percent, as alpaca_eval
     reports them) and the annotations."""
     from alpaca_eval import main
-    from alpaca_eval.metrics import glm_winrate
 
     if [r["instruction"] for r in model_outputs] != [r["instruction"] for r in reference_outputs]:
         raise ValueError("model and reference outputs are not on the same instructions, in order")
@@ -173,11 +179,7 @@ def evaluate(
     output_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_api_key(api_key_env))
-        if glm == "length_controlled_minimal":
-            # the minimal GLM reads no column of alpaca_eval's df_gamed.csv, but the library loads it
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            table = _local_gamed_table(tmp, len(model_outputs))
-            stack.enter_context(mock.patch.object(glm_winrate, "hf_hub_download", return_value=str(table)))
+        stack.enter_context(glm_tables(glm, len(model_outputs)))
         leaderboard, annotations = main.evaluate(
             model_outputs=model_outputs,
             reference_outputs=reference_outputs,
@@ -192,6 +194,44 @@ def evaluate(
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}, annotations
 
 
+@contextlib.contextmanager
+def glm_tables(glm: str, n: int):
+    """alpaca_eval's GLM ``glm`` reads its tables (:data:`GLM_TABLES`) from the hub cache at the
+    commit the run's fetch recorded (sppo.hub.file: offline and not fetched, the error names them and
+    the fetch), not from the network at the repository's main branch as its own hf_hub_download
+    would. The minimal GLM reads no column of df_gamed.csv, but the library loads it: a stand-in of
+    ``n`` rows."""
+    from alpaca_eval.metrics import glm_winrate
+
+    with contextlib.ExitStack() as stack:
+        if GLM_TABLES[glm]:
+
+            def download(repo_id, filename, repo_type="model", **_):  # alpaca_eval's cache_dir etc.
+                return str(hub.file(repo_id, filename, repo_type))
+
+        else:
+            from sppo.evaluate import _local_gamed_table
+
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            table = str(_local_gamed_table(tmp, n))
+
+            def download(*_, **__):
+                return table
+
+        stack.enter_context(mock.patch.object(glm_winrate, "hf_hub_download", download))
+        yield
+
+
+def load_instructions(source: str) -> list[dict]:
+    """config alpaca_eval.instructions: a hub file reference (sppo.hub.FILE_URL_FORM), read from the
+    hub cache at the commit the run's fetch recorded, or a local file; validated
+    (:func:`read_instructions`)."""
+    if hub.is_file_url(source):
+        ref = hub.parse_file_url(source)
+        return read_instructions(hub.file(ref["repo_id"], ref["filename"], ref["repo_type"], ref["revision"]))
+    return read_instructions(source)
+
+
 def read_instructions(path: str | Path) -> list[dict]:
     """AlpacaEval's instructions with the reference outputs (instruction, output, generator) from a
     JSON list or a JSON Lines file."""
@@ -199,6 +239,8 @@ def read_instructions(path: str | Path) -> list[dict]:
 
     path = Path(path)
     rows = io.read_jsonl(path) if path.suffix == ".jsonl" else io.read_json(path)
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"{path}: no instructions (AlpacaEval's format is a list of them)")
     for i, row in enumerate(rows):
         missing = [k for k in ("instruction", "output", "generator") if k not in row]
         if missing:

@@ -17,6 +17,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from sppo import hub
 from sppo.io import is_hub_repo_id
 
 
@@ -270,9 +271,14 @@ def _check_semantics(config: dict) -> None:
         _fail("tiny_model.num_heads", f"must divide hidden_size {tiny['hidden_size']}")
     _check_train(config["train"], "train.")
     alpaca = config["alpaca_eval"]
+    if hub.is_file_url(alpaca["instructions"]):
+        try:
+            hub.parse_file_url(alpaca["instructions"])
+        except ValueError as e:
+            _fail("alpaca_eval.instructions", str(e))
+    elif alpaca["enabled"] and not Path(alpaca["instructions"]).is_file():
+        _fail("alpaca_eval.instructions", f"instruction file {alpaca['instructions']!r} not found")
     if alpaca["enabled"]:
-        if not alpaca["instructions"] or not Path(alpaca["instructions"]).is_file():
-            _fail("alpaca_eval.instructions", f"instruction file {alpaca['instructions']!r} not found")
         if alpaca["annotator"] == "local":
             for key in ("base_url", "model"):
                 if not alpaca[key]:

@@ -5,7 +5,8 @@ Run on a machine that reaches the hub (the login node: rule fetch is a local rul
 What the run reads (:func:`plan`): the base policy π_0 (model.base, at model.revision), the prompt
 dataset (prompts.dataset, source snorkel), each configured judge's checkpoint (judge.pairrm.path,
 judge.reward_model.path) and PairRM's backbone, which only its config.json names (fetched after
-it), and with leaderboard.enabled the lm-eval tasks' datasets. Local paths and the tiny model need
+it), with alpaca_eval.enabled AlpacaEval's instructions and the GLM's table (those files only), and
+with leaderboard.enabled the lm-eval tasks' datasets. Local paths and the tiny model need
 nothing. Everything goes into the standard hub cache (HF_HOME / HF_HUB_CACHE; the lm-eval datasets
 into the datasets cache, HF_DATASETS_CACHE, by default HF_HOME/datasets, as prepared copies: offline,
 `datasets` reads only those), where the jobs, which run with HF_HUB_OFFLINE=1 (config hub_offline),
@@ -51,6 +52,8 @@ def plan(config: dict) -> list[dict]:
         path = (judges.get(name) or {}).get("path")
         if name in ("pairrm", "reward_model") and _is_hub(path):
             items.append(_item(path, "model", None, f"judge.{name}.path"))
+    if config["alpaca_eval"]["enabled"]:
+        items += alpaca_eval_items(config["alpaca_eval"])
     board = config["leaderboard"]
     if board["enabled"]:  # the tasks' datasets: lm-eval knows which (sppo.lm_eval_tasks.prepare)
         items.append(
@@ -62,6 +65,28 @@ def plan(config: dict) -> list[dict]:
 
 def _item(repo_id: str, repo_type: str, revision: str | None, why: str) -> dict:
     return {"repo_id": repo_id, "repo_type": repo_type, "revision": revision, "why": why}
+
+
+def alpaca_eval_items(settings: dict) -> list[dict]:
+    """The hub files AlpacaEval's rules read (alpaca_eval.*): the instructions where they are a hub
+    file, and the tables alpaca_eval's GLM downloads from its dataset repository, which then joins
+    the instructions' item if they come from it (one commit for both). Only those files
+    (allow_patterns): that repository also holds every leaderboard model's outputs."""
+    from sppo import alpaca_eval, hub
+
+    items = {}  # repo_id → item
+    if hub.is_file_url(settings["instructions"]):
+        ref = hub.parse_file_url(settings["instructions"])
+        item = _item(ref["repo_id"], "dataset", ref["revision"], "alpaca_eval.instructions")
+        items[ref["repo_id"]] = item | {"allow_patterns": [ref["filename"]]}
+    tables = alpaca_eval.GLM_TABLES[settings["glm"]]
+    if tables and alpaca_eval.REPO in items:
+        item = items[alpaca_eval.REPO]
+        item.update(why=f"{item['why']}, alpaca_eval.glm", allow_patterns=item["allow_patterns"] + tables)
+    elif tables:
+        item = _item(alpaca_eval.REPO, "dataset", None, "alpaca_eval.glm")
+        items[alpaca_eval.REPO] = item | {"allow_patterns": list(tables)}
+    return list(items.values())
 
 
 def explain(item: dict, error: Exception) -> RuntimeError:
@@ -92,7 +117,8 @@ def _page(item: dict) -> str:
 
 def fetch_one(item: dict) -> Path:
     """Download ``item`` into the hub cache (or find it there); its snapshot folder, whose name is the
-    commit. A model's weights are fetched in one format: safetensors where the repository has them."""
+    commit. A model's weights are fetched in one format: safetensors where the repository has them.
+    An item with allow_patterns gets only the files they match."""
     from huggingface_hub import list_repo_files, snapshot_download
 
     ignore = list(OTHER_FORMATS)
@@ -102,7 +128,11 @@ def fetch_one(item: dict) -> Path:
             if any(f.endswith(".safetensors") for f in files):
                 ignore += ["*.bin", "*.bin.index.json"]
         path = snapshot_download(
-            item["repo_id"], revision=item["revision"], repo_type=item["repo_type"], ignore_patterns=ignore
+            item["repo_id"],
+            revision=item["revision"],
+            repo_type=item["repo_type"],
+            allow_patterns=item.get("allow_patterns"),
+            ignore_patterns=ignore,
         )
     except Exception as e:
         raise explain(item, e) from e

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 # What a model's loaders read: configs, tokenizers, weights (not TF/Flax/ONNX copies).
 MODEL_FILES = ["*.json", "*.model", "*.txt", "*.safetensors", "*.bin", "*.py", "*.tiktoken"]
@@ -21,6 +23,11 @@ _READ: dict[tuple, None] = {}
 # The fetch's record (results/fetch/revisions.json, absolute), set by the workflow for its jobs.
 REVISIONS_ENV = "SPPO_HUB_REVISIONS"
 
+
+# huggingface_hub's URL of a file in a dataset repository (HfFileSystem's form; a revision with "/"
+# URL-encoded, as it writes one): hf://datasets/<owner>/<name>[@<revision>]/<path>
+FILE_URL = re.compile(r"hf://datasets/(?P<repo_id>[^/@]+/[^/@]+)(?:@(?P<revision>[^/]+))?/(?P<filename>.+)")
+FILE_URL_FORM = "hf://datasets/<owner>/<name>[@<revision>]/<file>"
 
 FETCH_HINT = (
     "run the fetch first, on a machine that reaches the hub (the login node): "
@@ -65,11 +72,49 @@ def cached_snapshot(repo_id: str, revision: str | None = None, repo_type: str = 
     return Path(path)
 
 
-def missing(repo_id: str, revision: str | None = None, repo_type: str = "model") -> FileNotFoundError:
-    """The error of a job that needs ``repo_id`` while the hub is offline and it is not cached."""
+def is_file_url(value: str) -> bool:
+    """Whether ``value`` means a file on the hub (hf://...) rather than a local path."""
+    return value.startswith("hf://")
+
+
+def parse_file_url(url: str) -> dict:
+    """repo_id, repo_type, revision (None: the default branch) and filename of a hub file URL
+    (:data:`FILE_URL_FORM`); ValueError if it is not one."""
+    from sppo.io import is_hub_repo_id
+
+    match = FILE_URL.fullmatch(url)
+    if match is None or not is_hub_repo_id(match["repo_id"]) or match["filename"].endswith("/"):
+        raise ValueError(f"{url!r} is not a hub file reference {FILE_URL_FORM}")
+    revision = unquote(match["revision"]) if match["revision"] else None
+    return {"repo_id": match["repo_id"], "repo_type": "dataset", "revision": revision} | {
+        "filename": match["filename"]
+    }
+
+
+def file(repo_id: str, filename: str, repo_type: str = "dataset", revision: str | None = None) -> Path:
+    """``filename`` of ``repo_id`` as a local file: from the hub cache at the commit the run's fetch
+    recorded (else ``revision``, else the default branch); online and not cached, a download into the
+    cache. Offline and not cached, the error names the file, the repository and the fetch."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    revision = pinned(repo_id, repo_type) or revision
+    note_read(repo_id, revision, repo_type)
+    try:
+        return Path(hf_hub_download(repo_id, filename, repo_type=repo_type, revision=revision))
+    except LocalEntryNotFoundError as e:  # offline (HF_HUB_OFFLINE=1 or no network)
+        raise missing(repo_id, revision, repo_type, filename) from e
+
+
+def missing(
+    repo_id: str, revision: str | None = None, repo_type: str = "model", filename: str | None = None
+) -> FileNotFoundError:
+    """The error of a job that needs ``repo_id`` (its file ``filename``) while the hub is offline and
+    it is not cached."""
     at = f" at {revision}" if revision else ""
+    what = f"{filename!r} of " if filename else ""
     return FileNotFoundError(
-        f"{repo_type} {repo_id!r}{at} is not in the Hugging Face hub cache and the hub is offline "
+        f"{what}{repo_type} {repo_id!r}{at} is not in the Hugging Face hub cache and the hub is offline "
         f"(HF_HUB_OFFLINE=1, as jobs run once a run is fetched): {FETCH_HINT}; the jobs must see "
         "the same HF_HOME / HF_HUB_CACHE as the fetch"
     )

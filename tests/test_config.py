@@ -129,6 +129,17 @@ def test_every_schema_key_has_default_and_description():
             "config key alpaca_eval.generator: 'SPPO-Mistral7B-PairRM-ExPO' sets frequency_penalty",
         ),
         (
+            # a hub file reference names a dataset repository and a file in it (checked when disabled too)
+            {"alpaca_eval": {"instructions": "hf://datasets/tatsu-lab/alpaca_eval"}},
+            "config key alpaca_eval.instructions: 'hf://datasets/tatsu-lab/alpaca_eval' is not a hub file"
+            " reference hf://datasets/<owner>/<name>[@<revision>]/<file>",
+        ),
+        (
+            {"alpaca_eval": {"instructions": "hf://tatsu-lab/alpaca_eval/alpaca_eval_gpt4_baseline.json"}},
+            "config key alpaca_eval.instructions: 'hf://tatsu-lab/alpaca_eval/alpaca_eval_gpt4_baseline.json'"
+            " is not a hub file reference",
+        ),
+        (
             {"judge": {"train": "llm", "llm": {"base_url": "http://localhost:8000/v1"}}},
             "config key judge.llm.model: must be set: judge.train is llm",
         ),

@@ -8,7 +8,7 @@ import os
 
 import httpx
 import pytest
-from conftest import snakemake
+from conftest import snakemake, write_config
 from test_recipes import dry_run_jobs, raw_config, recipe
 
 from sppo import fetch, models
@@ -194,3 +194,186 @@ def test_the_leaderboard_tasks_datasets_are_prepared_by_the_fetch(tmp_path, monk
     plan = fetch.plan(validate({**raw_config(), "leaderboard": {**board, "tasks": ["sppo_broken"]}}))
     with pytest.raises(RuntimeError, match=r"lm-eval tasks sppo_broken \(leaderboard.tasks\) could not be"):
         fetch.fetch(plan)
+
+
+# AlpacaEval (alpaca_eval.*): its instructions and its GLM's table come from the hub dataset
+AE = "tatsu-lab/alpaca_eval"
+AE_FILE = "alpaca_eval_gpt4_baseline.json"
+AE_ON = {"enabled": True, "base_url": "http://localhost:1/v1", "model": "m"}
+
+
+def test_alpaca_eval_fetches_only_the_files_it_reads(monkeypatch, tmp_path):
+    """With alpaca_eval.enabled the plan holds tatsu-lab/alpaca_eval with only the instructions and,
+    for length_controlled_v1, df_gamed.csv (the repository also holds every model's outputs); the
+    fetch asks snapshot_download for those files alone and records the commit."""
+    import huggingface_hub
+
+    def plan(**settings):
+        items = fetch.plan(validate({**raw_config(), "alpaca_eval": {**AE_ON, **settings}}))
+        return [(i["repo_id"], i["repo_type"], i["revision"], i["why"], i["allow_patterns"]) for i in items]
+
+    both = "alpaca_eval.instructions, alpaca_eval.glm"
+    assert plan() == [(AE, "dataset", None, both, [AE_FILE, "df_gamed.csv"])]
+    minimal = (AE, "dataset", None, "alpaca_eval.instructions", [AE_FILE])
+    assert plan(glm="length_controlled_minimal") == [minimal]
+    # a local instruction file: only the GLM's table
+    assert plan(instructions="data/prompts.jsonl") == [
+        (AE, "dataset", None, "alpaca_eval.glm", ["df_gamed.csv"])
+    ]
+    assert plan(instructions="data/prompts.jsonl", glm="length_controlled_minimal") == []
+    # a revision in the reference (HfFileSystem's form, "/" encoded) pins both files of that repository
+    pinned = plan(instructions=f"hf://datasets/{AE}@refs%2Fpr%2F7/{AE_FILE}")
+    assert pinned == [(AE, "dataset", "refs/pr/7", both, [AE_FILE, "df_gamed.csv"])]
+    other = plan(instructions="hf://datasets/me/mine/sub/ae.jsonl", glm="length_controlled_minimal")
+    assert other == [("me/mine", "dataset", None, "alpaca_eval.instructions", ["sub/ae.jsonl"])]
+    assert fetch.plan(validate({**raw_config(), "alpaca_eval": {"enabled": False}})) == []
+
+    asked = []
+
+    def snapshot_download(repo_id, **kwargs):
+        asked.append((repo_id, kwargs))
+        return str(tmp_path / ("c" * 40))
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    (record,) = fetch.fetch(fetch.plan(validate({**raw_config(), "alpaca_eval": AE_ON})))
+    ((repo_id, kwargs),) = asked
+    assert repo_id == AE and kwargs["repo_type"] == "dataset" and kwargs["revision"] is None
+    assert kwargs["allow_patterns"] == [AE_FILE, "df_gamed.csv"]
+    assert record["commit"] == "c" * 40 and record["allow_patterns"] == [AE_FILE, "df_gamed.csv"]
+
+
+def _alpaca_eval_cache(hub_dir, commits: dict[str, dict[str, str]], main: str):
+    """tatsu-lab/alpaca_eval laid out as the hub cache lays out a fetched dataset: commit → files."""
+    repo = hub_dir / "datasets--tatsu-lab--alpaca_eval"
+    for commit, files in commits.items():
+        for name, text in files.items():
+            (repo / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
+            (repo / "snapshots" / commit / name).write_text(text)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(main)
+
+
+def _fetch_record(path, commit: str):
+    item = {"repo_id": AE, "repo_type": "dataset", "revision": None, "why": "alpaca_eval.instructions"}
+    path.write_text(json.dumps({"fetched": [{**item, "commit": commit}]}))
+    return path
+
+
+def test_alpaca_eval_instructions_are_read_offline_at_the_fetched_commit(tmp_path, monkeypatch):
+    """The default alpaca_eval.instructions from a hub cache laid out by hand: the commit the fetch
+    recorded, not the cache's main branch, offline, and the job's provenance record names it; not
+    fetched, the error names the file, the repository and the fetch command."""
+    import huggingface_hub.constants
+
+    from sppo import alpaca_eval, hub
+    from sppo.provenance import record
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv(hub.REVISIONS_ENV, str(tmp_path / "none.json"))  # no fetch record yet
+    default = validate(raw_config())["alpaca_eval"]["instructions"]
+    assert default == f"hf://datasets/{AE}/{AE_FILE}"
+    missing = rf"'{AE_FILE}' of dataset '{AE}' is not in the .* snakemake --cores 1 fetch"
+    with pytest.raises(FileNotFoundError, match=missing):
+        alpaca_eval.load_instructions(default)
+
+    rows = [
+        {"dataset": "x", "instruction": f"Say {i}.", "output": f"{i}", "generator": "gpt4_turbo"}
+        for i in "ab"
+    ]
+    fetched, moved_on = "a" * 40, "b" * 40
+    _alpaca_eval_cache(
+        tmp_path / "hub", {fetched: {AE_FILE: json.dumps(rows)}, moved_on: {AE_FILE: "[]"}}, moved_on
+    )
+    monkeypatch.setenv(hub.REVISIONS_ENV, str(_fetch_record(tmp_path / "revisions.json", fetched)))
+    assert alpaca_eval.load_instructions(default) == rows
+    (tmp_path / "out.json").write_text("[]")
+    built = record.build("evaluate_alpaca_instructions", [], [str(tmp_path / "out.json")], {})
+    assert built["hub"][f"datasets/{AE}@{fetched}"] == fetched
+    monkeypatch.setenv(hub.REVISIONS_ENV, str(tmp_path / "none.json"))  # main: an empty list, refused
+    with pytest.raises(ValueError, match="no instructions"):
+        alpaca_eval.load_instructions(default)
+
+
+def test_rule_evaluate_alpaca_instructions_reads_the_fetched_file_offline(workflow, tmp_path):
+    """One job: rule evaluate_alpaca_instructions, the default (hub) instructions and a fetch record
+    in the run, reads the recorded commit from the hub cache offline (the cache's main has moved on)
+    into the artifact the AlpacaEval rules read; its provenance record names the commit."""
+    rows = [
+        {"dataset": "x", "instruction": f"Say {i}.", "output": i, "generator": "gpt4_turbo"} for i in "abc"
+    ]
+    fetched, moved_on = "a" * 40, "b" * 40
+    _alpaca_eval_cache(
+        tmp_path / "hub", {fetched: {AE_FILE: json.dumps(rows)}, moved_on: {AE_FILE: "[]"}}, moved_on
+    )
+    (workflow / "results" / "fetch").mkdir(parents=True)
+    _fetch_record(workflow / "results" / "fetch" / "revisions.json", fetched)
+    write_config(workflow, {"alpaca_eval": AE_ON})
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    snakemake(workflow, "results/evaluate/alpaca/instructions.json", env=env)
+    assert json.loads((workflow / "results/evaluate/alpaca/instructions.json").read_text()) == rows
+    record = json.loads((workflow / "results/provenance/evaluate/alpaca/instructions.json.json").read_text())
+    assert record["hub"] == {f"datasets/{AE}@{fetched}": fetched}
+
+
+def _df_gamed(n: int, difficulty: int) -> str:
+    """alpaca_eval's df_gamed.csv in its columns (the GLM's regularisation rows: two gamed baselines
+    per instruction) for ``n`` instructions: the first half easy (difficulty −``difficulty``,
+    preference 0.9 in [0, 1]), the rest hard (+``difficulty``, 0.1)."""
+    lines = ["model,index,preference,std_delta_len,instruction_difficulty,not_gamed_baseline"]
+    for model, sign in (("gpt4_verbose", 1), ("gpt4_concise", -1)):
+        for i in range(n):
+            easy = i < n // 2
+            lines.append(
+                f"{model},{i},{0.9 if easy else 0.1},{sign},{-difficulty if easy else difficulty},False"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def test_length_controlled_v1_reads_df_gamed_offline_at_the_fetched_commit(tmp_path, monkeypatch):
+    """alpaca_eval's leaderboard GLM, run for real on 20 annotations, reads df_gamed.csv from a hub
+    cache laid out by hand at the commit the fetch recorded (main has moved on to a table where every
+    instruction is equally difficult); that commit's difficulty reaches the fit: the model wins the
+    easy half, and the GLM's predicted preference is higher there (with main's table, or the minimal
+    GLM, it is one number for all). Not fetched, offline: the error names the file and the fetch."""
+    import huggingface_hub.constants
+    import pandas as pd
+    from alpaca_eval.metrics import glm_winrate
+
+    from sppo import alpaca_eval, hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv(hub.REVISIONS_ENV, str(tmp_path / "none.json"))
+    n = 20
+    annotations = pd.DataFrame(
+        {
+            "instruction": [f"i{i}" for i in range(n)],
+            "output_1": ["x" * (5 + i) for i in range(n)],
+            "output_2": ["y" * (3 + 2 * (i % 4)) for i in range(n)],
+            "generator_1": "gpt4_turbo",
+            "generator_2": "m",
+            "preference": [2.0 if i < n // 2 else 1.0 for i in range(n)],  # m wins the first half
+        }
+    )
+
+    def lc(glm):
+        with alpaca_eval.glm_tables(glm, n):
+            return glm_winrate.get_length_controlled_winrate(
+                annotations, glm_name=glm, save_weights_dir=None, is_warn_extreme_changes=False
+            )
+
+    with pytest.raises(FileNotFoundError, match=rf"'df_gamed.csv' of dataset '{AE}' is not in .* fetch"):
+        lc("length_controlled_v1")
+    fetched, moved_on = "a" * 40, "b" * 40
+    tables = {fetched: {"df_gamed.csv": _df_gamed(n, 2)}, moved_on: {"df_gamed.csv": _df_gamed(n, 0)}}
+    _alpaca_eval_cache(tmp_path / "hub", tables, moved_on)
+    monkeypatch.setenv(hub.REVISIONS_ENV, str(_fetch_record(tmp_path / "revisions.json", fetched)))
+    metrics = lc("length_controlled_v1")
+    predicted = annotations["glm_preference"]
+    assert predicted[: n // 2].mean() > predicted[n // 2 :].mean()  # the fetched commit's difficulty
+    assert 0 < metrics["length_controlled_winrate"] < 100 and metrics["lc_standard_error"] > 1
+    assert hub.snapshots_read()[f"datasets/{AE}@{fetched}"] == fetched  # what the job's record names
+    # the minimal GLM reads no hub file: one prediction for every instruction (no difficulty)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    assert lc("length_controlled_minimal")["lc_standard_error"] < 1e-6

@@ -522,8 +522,9 @@ def test_alpaca_eval_through_the_local_endpoint(llm_server, tmp_path, monkeypatc
 
 def test_alpaca_eval_target_for_pi0(llm_server, workflow):
     """alpaca_eval.enabled with the local annotator: π_0 answers six instructions in AlpacaEval's
-    format (rule evaluate_alpaca_answers) and alpaca_eval judges them through the served model
-    (rule evaluate_alpaca); the metrics are alpaca_eval's, as fractions."""
+    format, a local file (rules evaluate_alpaca_instructions, evaluate_alpaca_answers) and
+    alpaca_eval judges them through the served model (rule evaluate_alpaca); the metrics are
+    alpaca_eval's, as fractions."""
     instructions = [
         {"instruction": f"Instruction {i}: say something.", "output": "ok " * (i + 1), "generator": "ref"}
         for i in range(6)
@@ -540,6 +541,8 @@ def test_alpaca_eval_target_for_pi0(llm_server, workflow):
     write_config(workflow, {"alpaca_eval": settings})
     before = llm_server.requests()
     snakemake(workflow, "results/iter0/evaluate/alpaca/metrics.json")
+    # a local instruction file: rule evaluate_alpaca_instructions checks it and the others read its copy
+    assert json.loads((workflow / "results/evaluate/alpaca/instructions.json").read_text()) == instructions
     outputs = json.loads((workflow / "results/iter0/evaluate/alpaca/outputs.json").read_text())
     assert [o["instruction"] for o in outputs] == [i["instruction"] for i in instructions]
     assert {o["generator"] for o in outputs} == {"tiny"}
