@@ -552,6 +552,12 @@ def test_alpaca_eval_target_for_pi0(llm_server, workflow):
     # alpaca_eval's win rate: mean(preference − 1), π_0's output being output_2 (no ties: one letter)
     assert metrics["win_rate"] == pytest.approx(np.mean([a["preference"] - 1 for a in annotations]), abs=1e-9)
     assert metrics["glm"] == "length_controlled_minimal" and 0 <= metrics["lc_win_rate"] <= 1
+    # alpaca_eval.generator (the authors' Mistral config) reaches the answers' job: it, and what reads
+    # its outputs, would run again; nothing else
+    target = "results/iter0/evaluate/alpaca/metrics.json"
+    assert scheduled_jobs(workflow, target) == {}
+    write_config(workflow, {"alpaca_eval": {**settings, "generator": "SPPO-Mistral7B-PairRM"}})
+    assert scheduled_jobs(workflow, target) == {"evaluate_alpaca_answers": 1, "evaluate_alpaca": 1}
 
 
 def test_alpaca_eval_named_annotator_pointed_at_an_endpoint(tmp_path):
