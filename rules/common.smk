@@ -187,7 +187,8 @@ def answer_settings():
 
 def alpaca_answer_settings():
     """answer_settings(), with the prompt template and sampling settings of alpaca_eval.generator where
-    it names one of alpaca_eval's model configs (sppo.alpaca_eval.generator_settings)."""
+    it names one of alpaca_eval's model configs (sppo.alpaca_eval.generator_settings).
+    """
     name = config["alpaca_eval"]["generator"]
     if name is None or not config["alpaca_eval"]["enabled"]:
         return answer_settings()
