@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -181,24 +182,33 @@ def workflow(tmp_path) -> Path:
     return copy_workflow(tmp_path / "wf")
 
 
-@pytest.fixture(scope="session")
-def finished_run(tmp_path_factory) -> Path:
-    """The default ``iter3`` run, complete. Shared: do not modify (use copy_run)."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("finished") / "wf")
+def build_finished_run(directory: Path) -> Path:
+    """The default ``iter3`` run, complete, in ``directory``/wf; and a pristine copy of it beside, in
+    which no test runs anything, for :func:`finished_copy` (first in the heavy lane, conftest below)."""
+    workdir = copy_workflow(directory / "wf")
     snakemake(workdir, "iter3")
+    shutil.copytree(workdir, directory / "pristine", symlinks=True)
     return workdir
+
+
+def finished_copy(dest: Path) -> Path:
+    """A private copy of the finished run at ``dest`` (results, logs and Snakemake's metadata,
+    timestamps kept), made from its pristine copy, so never while a test runs Snakemake in it."""
+    shutil.copytree(early_result(build_finished_run, "heavy").parent / "pristine", dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def finished_run() -> Path:
+    """The default ``iter3`` run, complete, started with the session. Shared: do not modify (use
+    copy_run)."""
+    return early_result(build_finished_run, "heavy")
 
 
 @pytest.fixture
 def copy_run(finished_run, tmp_path):
-    """A private copy of the finished run (results, logs and Snakemake's metadata), timestamps kept."""
-
-    def make() -> Path:
-        dest = tmp_path / "run"
-        shutil.copytree(finished_run, dest, symlinks=True)
-        return dest
-
-    return make
+    """A private copy of the finished run (:func:`finished_copy`)."""
+    return lambda: finished_copy(tmp_path / "run")
 
 
 TINY_MODEL = {
@@ -280,40 +290,60 @@ def tiny_pairs(tiny_model_dir, tmp_path_factory) -> Path:
 
 
 # ---- work started when the session starts
-# A SLURM test spends most of its time waiting: the executor plugin polls the queue at intervals that
-# grow while no job has finished, and the jobs themselves are short. Such a test is marked
-# ``@pytest.mark.early.with_args(fn)``: ``fn(directory)`` (its workflow runs) starts in a thread as
-# soon as the session has collected its tests, so the waiting overlaps the tests before it, and the
-# test reads what ``fn`` returned with ``early_result(fn)``. What ``fn`` raises (a skip or failure
-# from ``missing_service`` included) is raised in the test. Not under --collect-only.
-_EARLY_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="early")
+# Workflow runs that a test only reads afterwards start in a thread as soon as the session has
+# collected its tests, and overlap the tests before it. Such a test is marked
+# ``@pytest.mark.early.with_args(fn)`` (or ``…with_args(fn, lane="heavy")``): ``fn(directory)``
+# starts then, and the test reads what it returned with ``early_result(fn)``. What ``fn`` raises (a
+# skip or failure from ``missing_service`` included) is raised in the test. Not under --collect-only.
+# Two lanes:
+# - "wait" (the default), two at a time: runs that mostly wait. The SLURM tests' executor plugin
+#   polls the queue at intervals that grow while no job has finished, and the jobs are short.
+# - "heavy", one at a time, in the order of the tests: runs that compute. The suite alone kept
+#   1.24 of the 2 cores busy (`time -v` of .ci/run: 2,385 s of CPU in 1,916 s), mostly one job or
+#   one test at a time, so the second core does these meanwhile. The shared finished run
+#   (``finished_run``) is the lane's first whenever a collected test reads it; a test whose heavy run
+#   starts from a copy of it (``finished_copy``) asks for ``finished_run`` too, so it is there.
+_POOLS = {
+    lane: ThreadPoolExecutor(max_workers=workers, thread_name_prefix=lane)
+    for lane, workers in (("wait", 2), ("heavy", 1))
+}
 _EARLY: dict = {}
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "early(fn): start fn(directory) when the session starts (conftest)")
+    config.addinivalue_line(
+        "markers", "early(fn, lane='wait'): start fn(directory) when the session starts (conftest)"
+    )
+
+
+def _start(fn, lane: str) -> None:
+    if fn not in _EARLY:
+        directory = Path(tempfile.mkdtemp(prefix=f"sppo-early-{fn.__name__}-"))
+        _EARLY[fn] = (_POOLS[lane].submit(fn, directory), directory)
 
 
 def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
+    if any("finished_run" in item.fixturenames for item in session.items):
+        _start(build_finished_run, "heavy")  # first: heavy runs that copy it ask for finished_run
     for item in session.items:
         marker = item.get_closest_marker("early")
-        if marker and marker.args[0] not in _EARLY:
-            fn = marker.args[0]
-            directory = Path(tempfile.mkdtemp(prefix=f"sppo-early-{fn.__name__}-"))
-            _EARLY[fn] = (_EARLY_POOL.submit(fn, directory), directory)
+        if marker:
+            _start(marker.args[0], marker.kwargs.get("lane", "wait"))
 
 
-def early_result(fn):
-    """What ``fn`` returned (started when the session started; run now if it was not)."""
-    if fn not in _EARLY:
-        directory = Path(tempfile.mkdtemp(prefix=f"sppo-early-{fn.__name__}-"))
-        _EARLY[fn] = (_EARLY_POOL.submit(fn, directory), directory)
+def early_result(fn, lane: str = "wait"):
+    """What ``fn`` returned (started when the session started; started now in ``lane`` if it was not)."""
+    if fn not in _EARLY and threading.current_thread().name.startswith(f"{lane}_"):
+        # it would queue behind the run that waits for it
+        raise RuntimeError(f"{fn.__name__} was not started before a run of its lane asked for it (conftest)")
+    _start(fn, lane)
     return _EARLY[fn][0].result()
 
 
 def pytest_sessionfinish(session):
-    _EARLY_POOL.shutdown(wait=True)
+    for pool in _POOLS.values():
+        pool.shutdown(wait=True, cancel_futures=True)
     for _, directory in _EARLY.values():
         shutil.rmtree(directory, ignore_errors=True)

@@ -6,11 +6,22 @@ embedding and norms trained raises the win rate as clearly as the full fine-tune
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from conftest import CPU_MODEL_CONFIG, REPO, TINY_PAIRS, run_train, snakemake, train_settings, write_config
+from conftest import (
+    CPU_MODEL_CONFIG,
+    REPO,
+    TINY_PAIRS,
+    early_result,
+    finished_copy,
+    run_train,
+    snakemake,
+    train_settings,
+    write_config,
+)
 from safetensors.torch import load_file
 
 from sppo import io, lora, models
@@ -226,7 +237,18 @@ def test_lora_settings_are_validated():
             validate(config)
 
 
-def test_iter3_with_lora_and_the_embedding_and_norms_trained_raises_the_win_rate_clearly(copy_run):
+def run_lora_iter3(directory: Path) -> Path:
+    """The default iter3 again with LoRA, from a copy of the shared run (started with the session, in
+    the heavy lane: conftest). LoRA retrains from π_1 on; the iter1 data and π_0's answers stay."""
+    run = finished_copy(directory / "run")
+    lora_section = {"enabled": True, "modules_to_save": ["embed_tokens", "norm"]}
+    write_config(run, {"train": {"lora": lora_section, "learning_rate": 3e-3}})
+    snakemake(run, "iter3")
+    return run
+
+
+@pytest.mark.early.with_args(run_lora_iter3, lane="heavy")
+def test_iter3_with_lora_and_the_embedding_and_norms_trained_raises_the_win_rate_clearly(finished_run):
     """The default iter3 with LoRA (rank 16, alpha 32) and the tied embedding/head and the norms trained
     whole (train.lora.modules_to_save), at 3× the full fine-tune's learning rate. Measured (README,
     Single-GPU recipes; AMD EPYC, 2 cores): π_1…π_3 won 0.754 [0.723, 0.784], 0.809 [0.741, 0.872],
@@ -235,12 +257,11 @@ def test_iter3_with_lora_and_the_embedding_and_norms_trained_raises_the_win_rate
     0.495 on an Intel Xeon: sampling from slightly different floats diverges, so a run on another CPU
     is another draw, its intervals ±0.03 to ±0.07 wide. The bounds sit 0.12 or more under the measured
     figures (about two of the widest half-widths, four of the others) and still well above 0.5."""
-    run = copy_run()  # LoRA retrains from π_1 on; the iter1 data and π_0's answers stay
-    lora_section = {"enabled": True, "modules_to_save": ["embed_tokens", "norm"]}
-    write_config(run, {"train": {"lora": lora_section, "learning_rate": 3e-3}})
-    snakemake(run, "iter3")
+    run = early_result(run_lora_iter3, "heavy")
     m = {t: json.loads((run / f"results/iter{t}/evaluate/metrics.json").read_text()) for t in range(4)}
     assert all(m[t]["win_rate_ci95"][0] > 0.6 for t in (1, 2, 3)), m
     assert m[3]["win_rate"] > 0.75, m[3]
+    shared = json.loads((finished_run / "results/iter0/evaluate/metrics.json").read_text())
+    assert m[0] == shared  # π_0's evaluation is the shared run's, not made again
     for t in (1, 2, 3):
         assert (run / f"results/iter{t}/model" / lora.ADAPTER_DIR / "adapter_model.safetensors").is_file()

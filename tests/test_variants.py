@@ -3,28 +3,35 @@ run, sharing what they have in common."""
 
 import json
 import re
-import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import snakemake, write_config
+from conftest import early_result, finished_copy, snakemake, write_config
 
 VARIANTS = ["dpo", "ipo", "sppo", "sppo-all"]
 
 
-@pytest.fixture(scope="module")
-def compare_run(finished_run, tmp_path_factory):
-    """config/compare.yaml over the toy, run in a copy of the finished default run. The variants share
-    with it the split, π_0 and its evaluation, and iteration 1's samples, rankings and pairs: those are
-    there and current, so only the variants' own jobs run. The copy's results/ is handed to the
-    comparison (results/config.yaml removed, as for a run under a new name)."""
-    workdir = tmp_path_factory.mktemp("compare") / "wf"
-    shutil.copytree(finished_run, workdir, symlinks=True)
+def run_compare(directory: Path) -> tuple[Path, str]:
+    """config/compare.yaml over the toy, run in a copy of the finished default run (started with the
+    session, in the heavy lane: conftest). The variants share with it the split, π_0 and its
+    evaluation, and iteration 1's samples, rankings and pairs: those are there and current, so only
+    the variants' own jobs run. The copy's results/ is handed to the comparison (results/config.yaml
+    removed, as for a run under a new name)."""
+    workdir = finished_copy(directory / "wf")
     (workdir / "results" / "config.yaml").unlink()
     proc = snakemake(
         workdir, "iter3", "--configfile", "config/config.yaml", "config/compare.yaml", timeout=3600
     )
     return workdir, proc.stderr
+
+
+pytestmark = pytest.mark.early.with_args(run_compare, lane="heavy")
+
+
+@pytest.fixture(scope="module")
+def compare_run(finished_run):
+    return early_result(run_compare, "heavy")
 
 
 def metrics(path):

@@ -7,10 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, scheduled_jobs, snakemake, write_config
+from conftest import REPO, early_result, scheduled_jobs, snakemake, write_config
 
 DETERMINISTIC = [
     "results/split/iter1.jsonl",
@@ -307,13 +308,9 @@ use rule * from sppo
 """
 
 
-@pytest.mark.parametrize("deploy", ["snakefile", "module"])
-def test_runs_from_another_working_directory(tmp_path, deploy):
-    """As the Snakemake catalog deploys workflows: another working directory with its own config and
-    prompts (a relative prompts.path resolves there), either running the checkout's Snakefile from a
-    third directory (-s … --directory …) or importing it as a module from its own Snakefile. Every
-    rule finds the workflow's files; records hash them there; the audit checks this run's targets
-    (iterations: 1) with this run's config."""
+def from_another_directory(deploy: str, tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """Iteration 1 of a small run in tmp_path/work, deployed as ``deploy`` says (the test below);
+    where Snakemake started, the work directory and the arguments."""
     work = tmp_path / "work"
     (work / "data").mkdir(parents=True)
     shutil.copy(REPO / "data/prompts.jsonl", work / "data/prompts.jsonl")
@@ -332,9 +329,35 @@ def test_runs_from_another_working_directory(tmp_path, deploy):
         start, args = work, []
         (work / "Snakefile").write_text(MODULE_SNAKEFILE.format(snakefile=REPO / "Snakefile"))
     snakemake(start, *args, "iter1")
+    return start, work, args
+
+
+def snakefile_elsewhere(directory: Path):
+    return from_another_directory("snakefile", directory)
+
+
+def module_elsewhere(directory: Path):
+    return from_another_directory("module", directory)
+
+
+@pytest.mark.parametrize(
+    "deploy",
+    [
+        pytest.param(run, marks=pytest.mark.early.with_args(run, lane="heavy"))
+        for run in (snakefile_elsewhere, module_elsewhere)
+    ],
+    ids=["snakefile", "module"],
+)
+def test_runs_from_another_working_directory(deploy):
+    """As the Snakemake catalog deploys workflows: another working directory with its own config and
+    prompts (a relative prompts.path resolves there), either running the checkout's Snakefile from a
+    third directory (-s … --directory …) or importing it as a module from its own Snakefile. Every
+    rule finds the workflow's files; records hash them there; the audit checks this run's targets
+    (iterations: 1) with this run's config. The run starts with the session (heavy lane: conftest)."""
+    start, work, args = early_result(deploy, "heavy")
     assert (work / "results/iter1/model/model.safetensors").is_file()
     assert (work / "results/summary/metrics.tsv").read_text().count("\n") == 3  # header, π_0, π_1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]  # nothing written where it started
+    assert sorted(p.name for p in work.parent.iterdir()) == ["work"]  # nothing written where it started
     assert scheduled_jobs(start, *args, "iter1") == {}
     for record in ("iter1/winprob/pairs.jsonl", "iter1/model"):
         code = json.loads((work / f"results/provenance/{record}.json").read_text())["code"]
