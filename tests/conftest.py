@@ -61,11 +61,16 @@ def write_config(workdir: Path, overrides: dict | None = None, name: str = "conf
 
 
 def snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: int = 900, env: dict | None = None
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    timeout: int = 900,
+    env: dict | None = None,
+    cores: int = 2,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``snakemake`` in ``workdir`` with the interpreter running the tests (``env``: its
-    environment, default this process's)."""
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    environment, default this process's), on ``cores`` cores (1: a run of the heavy lane, below)."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), *args]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-6000:]}")
@@ -300,7 +305,10 @@ def tiny_pairs(tiny_model_dir, tmp_path_factory) -> Path:
 #   polls the queue at intervals that grow while no job has finished, and the jobs are short.
 # - "heavy", one at a time, in the order of the tests: runs that compute. The suite alone kept
 #   1.24 of the 2 cores busy (`time -v` of .ci/run: 2,385 s of CPU in 1,916 s), mostly one job or
-#   one test at a time, so the second core does these meanwhile. The shared finished run
+#   one test at a time, so the second core does these meanwhile, on one core (``cores=1``): on
+#   two, the runs and the tests' own two torch threads overran the cores, which cost more CPU time
+#   (2,836 s) than the overlap won. The first, the shared finished run, has both cores, while the
+#   tests before the first that reads it are short. The shared finished run
 #   (``finished_run``) is the lane's first whenever a collected test reads it; a test whose heavy run
 #   starts from a copy of it (``finished_copy``) asks for ``finished_run`` too, so it is there.
 _POOLS = {

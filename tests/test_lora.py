@@ -243,7 +243,7 @@ def run_lora_iter3(directory: Path) -> Path:
     run = finished_copy(directory / "run")
     lora_section = {"enabled": True, "modules_to_save": ["embed_tokens", "norm"]}
     write_config(run, {"train": {"lora": lora_section, "learning_rate": 3e-3}})
-    snakemake(run, "iter3")
+    snakemake(run, "iter3", cores=1)
     return run
 
 

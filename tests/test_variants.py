@@ -21,7 +21,7 @@ def run_compare(directory: Path) -> tuple[Path, str]:
     workdir = finished_copy(directory / "wf")
     (workdir / "results" / "config.yaml").unlink()
     proc = snakemake(
-        workdir, "iter3", "--configfile", "config/config.yaml", "config/compare.yaml", timeout=3600
+        workdir, "iter3", "--configfile", "config/config.yaml", "config/compare.yaml", timeout=3600, cores=1
     )
     return workdir, proc.stderr
 

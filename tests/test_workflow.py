@@ -328,7 +328,7 @@ def from_another_directory(deploy: str, tmp_path: Path) -> tuple[Path, Path, lis
     else:  # in a module, workflow.basedir is the user's directory, not the checkout
         start, args = work, []
         (work / "Snakefile").write_text(MODULE_SNAKEFILE.format(snakefile=REPO / "Snakefile"))
-    snakemake(start, *args, "iter1")
+    snakemake(start, *args, "iter1", cores=1)
     return start, work, args
 
 
